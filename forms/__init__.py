@@ -1,0 +1,1 @@
+"""Form definitions, versions, expressions and validation (pure: no I/O)."""

@@ -1,0 +1,1 @@
+"""The device side: wire-message JSON Schemas, local store layout, reference client."""

@@ -1,0 +1,62 @@
+"""Celery, built inside the app factory; tasks are sent only after their transaction commits.
+
+Without a broker setting, tasks run in-process (eager), so the embedded default
+needs no services. Every task must be safe to run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from server.settings import Settings
+
+EXTENSION_KEY = "celery"
+_PENDING = "fieldsync.pending_tasks"
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    """A Celery app whose tasks run inside the Flask app context."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.import_name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=settings.broker_url or "memory://",
+        task_always_eager=not settings.broker_url,
+        task_eager_propagates=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    celery_app.set_default()
+    app.extensions[EXTENSION_KEY] = celery_app
+    return celery_app
+
+
+def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -> None:
+    """Queue `task` to be sent when `session` commits; dropped if it rolls back."""
+    pending: list[Callable[[], Any]] = session.info.setdefault(_PENDING, [])
+    pending.append(lambda: task.delay(*args, **kwargs))
+    if not event.contains(session, "after_commit", _send_pending):
+        event.listen(session, "after_commit", _send_pending)
+        event.listen(session, "after_soft_rollback", _drop_pending)
+
+
+def _send_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    for send in pending:
+        send()
+
+
+def _drop_pending(session: Session, _previous_transaction) -> None:
+    session.info.pop(_PENDING, None)

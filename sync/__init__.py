@@ -1,0 +1,1 @@
+"""The merge engine and the sync protocol."""

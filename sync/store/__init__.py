@@ -1,0 +1,1 @@
+"""The SQL store: the merge rules of `sync` applied in bulk on SQLite and PostgreSQL."""
