@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask, Response
 
 from server import errors, health, logs, metrics
+from server.api import blueprints
 from server.db import Database
 from server.settings import Settings, from_env
 from server.tasks import celery_init_app
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     celery_init_app(app, settings)
 
     app.register_blueprint(health.bp)
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
     return app
 
 

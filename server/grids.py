@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.models import Grid, GridLevel
@@ -18,13 +17,3 @@ def create_grid(
     grid.path = f"{parent.path if parent else '/'}{grid.id}/"
     session.flush()
     return grid
-
-
-def subtree_ids(session: Session, roots: list[Grid]) -> list[int]:
-    """Ids of the given grids and every grid below them."""
-    if not roots:
-        return []
-    clauses = [Grid.path.startswith(root.path) for root in roots]
-    from sqlalchemy import or_
-
-    return list(session.scalars(select(Grid.id).where(or_(*clauses))))

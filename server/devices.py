@@ -1,0 +1,49 @@
+"""Device registration and bearer tokens (shown once, stored as a SHA-256 hash)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.models import Device, User, utcnow
+
+TOKEN_BYTES = 32
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a bearer token; tokens are random, so one SHA-256 suffices."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def register_device(session: Session, user: User, name: str = "") -> tuple[Device, str]:
+    """A new device for `user` and its bearer token (returned once, never stored)."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    device = Device(
+        id=str(uuid.uuid4()),
+        user=user,
+        name=name,
+        token_hash=hash_token(token),
+        acked_seq=0,
+    )
+    session.add(device)
+    session.flush()
+    return device, token
+
+
+def device_for_token(session: Session, token: str) -> Device | None:
+    """The live device holding `token`: not revoked, its user not disabled."""
+    device = session.scalar(select(Device).where(Device.token_hash == hash_token(token)))
+    if device is None or device.revoked_at is not None or device.user.disabled:
+        return None
+    return device
+
+
+def revoke_device(session: Session, device: Device) -> None:
+    """Revoke the device; its token is refused from the next request on."""
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        session.flush()
