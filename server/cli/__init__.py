@@ -1,0 +1,25 @@
+"""The `fieldsync` command line; each command group lives in its own module here."""
+
+from __future__ import annotations
+
+import click
+
+from server.cli.context import Context
+from server.cli.db import db
+from server.cli.demo import demo
+
+
+@click.group()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """fieldsync: offline-first field data-collection sync server."""
+    context = ctx.ensure_object(Context)
+    ctx.call_on_close(context.close)
+
+
+for group in (db, demo):
+    cli.add_command(group)
+
+
+def main() -> None:
+    cli(standalone_mode=True)
