@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+VAR_DIR := $(or $(FIELDSYNC_VAR_DIR),var)
 
 .PHONY: run test lint format bench clean
 
@@ -23,9 +24,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/fieldsync db upgrade
 	$(BIN)/fieldsync demo load
-	@echo "fieldsync is serving on http://$(HOST):$(PORT)"
-	$(BIN)/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) \
-		--access-logfile /dev/null 'server.wsgi:app'
+	rm -rf $(VAR_DIR)/metrics && mkdir -p $(VAR_DIR)/metrics
+	@echo "fieldsync is serving on http://$(HOST):$(PORT)  (stop with Ctrl-C)"
+	PROMETHEUS_MULTIPROC_DIR=$(VAR_DIR)/metrics $(BIN)/gunicorn --config python:server.gunicorn_conf \
+		--workers $(WORKERS) --bind $(HOST):$(PORT) 'server.wsgi:app'
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
