@@ -1,6 +1,24 @@
 """Every server-side table; importing this package registers them all on `Base.metadata`."""
 
+from server.models.access import SignInThrottle
+from server.models.attachments import Attachment, AttachmentUploader
 from server.models.base import Base, utcnow
 from server.models.people import Device, Grid, GridLevel, Role, User, UserGrid
+from server.models.review import Comment, Review, ReviewDecision
 
-__all__ = ["Base", "Device", "Grid", "GridLevel", "Role", "User", "UserGrid", "utcnow"]
+__all__ = [
+    "Attachment",
+    "AttachmentUploader",
+    "Base",
+    "Comment",
+    "Device",
+    "Grid",
+    "GridLevel",
+    "Review",
+    "ReviewDecision",
+    "Role",
+    "SignInThrottle",
+    "User",
+    "UserGrid",
+    "utcnow",
+]
