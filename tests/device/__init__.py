@@ -1,0 +1,1 @@
+"""Tests of the device side: message schemas, local store, reference client."""
