@@ -94,6 +94,8 @@ VALID: dict[str, list[Any]] = {
         dict(OP, field="_deleted", value=True, base=0),
         dict(OP, field="photo", value={"sha256": SHA, "size": 1024, "content_type": "image/jpeg"}),
         dict(OP, field="age", value=None),
+        dict(OP, field="route", value=[{"latitude": 40.1, "longitude": 111.6, "accuracy": 5}] * 3),
+        dict(OP, field="where", value={"latitude": 40.1, "longitude": 111.6}),
         dict(OP, field="户主", value=3.5),
     ],
     "push_request": [{"ops": [OP, dict(OP, seq=18)]}],
