@@ -1,0 +1,114 @@
+"""Quarantine: the reason codes, and the one pure check that picks an op's reason.
+
+An op that cannot apply is still stored; it is quarantined with exactly one reason,
+chosen by `quarantine_reason` in a fixed order so that every replica and the SQL
+store quarantine the same ops for the same reasons.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from sync import hlc
+from sync.ops import ADD, DELETED, GROUP, ORDER, PARENT, REMOVE, SET, UUID_PATTERN, Op
+
+
+class Reason(enum.StrEnum):
+    """Why an op was quarantined; part of the protocol (docs/protocol.md)."""
+
+    UNKNOWN_FORM = "unknown_form"  # no such form
+    UNKNOWN_FORM_VERSION = "unknown_form_version"  # no published version with that number
+    UNKNOWN_FIELD = "unknown_field"  # the field is not in that form version
+    WRONG_TYPE = "wrong_type"  # the value does not have the field's type
+    UNKNOWN_CHOICE = "unknown_choice"  # a choice not in the field's list
+    OUT_OF_RANGE = "out_of_range"  # a number or date outside its range, a text too long
+    NOT_MULTI_SELECT = "not_multi_select"  # add/remove on a field that is no select_multiple
+    READ_ONLY_FIELD = "read_only_field"  # a value for a note, group or field holding none
+    FORM_MISMATCH = "form_mismatch"  # the op names another form than the record's
+    GRID_OUT_OF_SCOPE = "grid_out_of_scope"  # the op's grid is outside the user's scope
+    CLOCK_AHEAD = "clock_ahead"  # the HLC is too far ahead of the server's clock
+
+
+# Releasing these would make the record hold ops of two forms; they stay quarantined.
+NOT_RELEASABLE = frozenset({Reason.FORM_MISMATCH})
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A quarantine decision: the reason code and a human-readable detail."""
+
+    reason: Reason
+    detail: str
+
+
+FieldCheck = Callable[[Op], Verdict | None]
+"""Checks one op's field, kind and value against its (known) form version."""
+
+FormLookup = Callable[[str], Collection[int] | None]
+"""The published version numbers of a form, or None when there is no such form."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Everything the quarantine check needs to know about the world, as values."""
+
+    lookup_form: FormLookup
+    check_field: FieldCheck
+    scope: Collection[int] | None  # the device user's grids with sub-grids; None: all
+    server_millis: int
+    max_skew_ms: int = 600_000
+
+
+def quarantine_reason(op: Op, gate: Gate, record_form: str | None) -> Verdict | None:
+    """The reason this op must be quarantined, or None when it may apply.
+
+    `record_form` is the form the record already belongs to (None for a new record).
+    The order of the checks is part of the contract: the first failing one is reported.
+    """
+    versions = gate.lookup_form(op.form_id)
+    if versions is None:
+        return Verdict(Reason.UNKNOWN_FORM, f"no form {op.form_id!r}")
+    if record_form is not None and record_form != op.form_id:
+        return Verdict(
+            Reason.FORM_MISMATCH, f"record {op.record_id} belongs to form {record_form!r}"
+        )
+    if op.form_version not in versions:
+        return Verdict(
+            Reason.UNKNOWN_FORM_VERSION,
+            f"form {op.form_id!r} has no published version {op.form_version}",
+        )
+    if gate.scope is not None and op.grid_id not in gate.scope:
+        return Verdict(Reason.GRID_OUT_OF_SCOPE, f"grid {op.grid_id} is outside your grids")
+    if hlc.is_ahead(op.hlc, gate.server_millis, gate.max_skew_ms):
+        ahead = hlc.millis_of(op.hlc) - gate.server_millis
+        return Verdict(Reason.CLOCK_AHEAD, f"clock {ahead} ms ahead of the server")
+    if op.field.startswith("_"):
+        return check_reserved(op)
+    verdict = gate.check_field(op)
+    if verdict is not None:
+        return verdict
+    if op.kind in (ADD, REMOVE) and not isinstance(op.value, str):
+        return Verdict(Reason.WRONG_TYPE, "a choice is named by a string")
+    return None
+
+
+def check_reserved(op: Op) -> Verdict | None:
+    """Checks for the fields every record may carry (`_deleted`, `_parent`, ...)."""
+    if op.field not in (DELETED, PARENT, GROUP, ORDER):
+        return Verdict(Reason.UNKNOWN_FIELD, f"no reserved field {op.field!r}")
+    if op.kind != SET:
+        return Verdict(Reason.NOT_MULTI_SELECT, f"{op.field} only takes set")
+    value = op.value
+    if op.field == DELETED:
+        ok = isinstance(value, bool)
+    elif op.field == PARENT:
+        ok = isinstance(value, str) and UUID_PATTERN.fullmatch(value) is not None
+    elif op.field == GROUP:
+        ok = isinstance(value, str) and 0 < len(value) <= 128
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        return Verdict(Reason.WRONG_TYPE, f"wrong value for {op.field}")
+    return None
