@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from server.cli.audit import audit
 from server.cli.context import Context
 from server.cli.db import db
 from server.cli.demo import demo
@@ -17,7 +18,7 @@ def cli(ctx: click.Context) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (db, demo):
+for group in (audit, db, demo):
     cli.add_command(group)
 
 

@@ -2,6 +2,7 @@
 
 from server.models.access import SignInThrottle
 from server.models.attachments import Attachment, AttachmentUploader
+from server.models.audit import AuditChainHead, AuditEvent, AuditEventGrid
 from server.models.base import Base, utcnow
 from server.models.people import Device, Grid, GridLevel, Role, User, UserGrid
 from server.models.review import Comment, Review, ReviewDecision
@@ -9,6 +10,9 @@ from server.models.review import Comment, Review, ReviewDecision
 __all__ = [
     "Attachment",
     "AttachmentUploader",
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditEventGrid",
     "Base",
     "Comment",
     "Device",

@@ -1,0 +1,201 @@
+"""Appending to the audit trail: `record_event` for server actions, `record_push` for ops.
+
+Appends happen inside the caller's transaction and land or vanish with it. The
+chain head row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises
+writers at BEGIN IMMEDIATE already) so two transactions never fork the chain.
+The lock is held until commit: call these last in a transaction, after any other
+lock (the sync clock) is taken, so locks are always taken in the same order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, insert, select, update
+from sqlalchemy.orm import Session
+
+from server.audit.chain import GENESIS_HASH, canonical_json, chain_hash, event_bytes
+from server.audit.covered_ops import OpRange, digest_range
+from server.models import AuditChainHead, AuditEvent, AuditEventGrid, utcnow
+
+HEAD_ID = 1
+
+
+class Action(enum.StrEnum):
+    """What happened; the stable names stored in `audit_events.action`."""
+
+    SIGN_IN = "auth.sign_in"
+    SIGN_IN_FAILED = "auth.sign_in_failed"
+    SIGN_OUT = "auth.sign_out"
+    DEVICE_REGISTERED = "device.registered"
+    DEVICE_REVOKED = "device.revoked"
+    USER_CREATED = "user.created"
+    USER_CHANGED = "user.changed"
+    GRID_CREATED = "grid.created"
+    GRID_CHANGED = "grid.changed"
+    FORM_IMPORTED = "form.imported"
+    FORM_PUBLISHED = "form.published"
+    FORM_RETIRED = "form.retired"
+    REVIEW_DECIDED = "review.decided"
+    REVIEW_COMMENTED = "review.commented"
+    CONFLICT_RESOLVED = "conflict.resolved"
+    QUARANTINE_RELEASED = "quarantine.released"
+    EXPORT_CREATED = "export.created"
+    ATTACHMENT_UPLOADED = "attachment.uploaded"
+    ADMIN_CHANGED = "admin.changed"
+    SYNC_PUSH = "sync.push"
+    AUDIT_ANCHORED = "audit.anchored"
+
+
+class AuditError(RuntimeError):
+    """The chain cannot be appended to safely (its head is gone, a push is not stored)."""
+
+
+@dataclass(frozen=True)
+class AppendedEvent:
+    """The event just appended: its place in the chain."""
+
+    id: int
+    hash: str
+
+
+def record_event(
+    session: Session,
+    action: Action | str,
+    target_type: str,
+    target_id: str | int | None,
+    details: Mapping[str, Any] | None = None,
+    user_id: int | None = None,
+    device_id: str | None = None,
+    *,
+    grid_ids: Iterable[int] = (),
+) -> AppendedEvent:
+    """Append one event to the chain in the session's transaction.
+
+    `grid_ids` are the grids the event concerns (supervisors of those grids may read
+    it); they are also written into the hashed details as `grid_ids`.
+    """
+    grids = sorted({int(grid_id) for grid_id in grid_ids})
+    body = dict(details or {})
+    if grids:
+        body["grid_ids"] = grids
+    details_json = canonical_json(body)
+    target = None if target_id is None else str(target_id)
+    last_id, prev_hash = _lock_head(session)
+    event_id = last_id + 1
+    occurred_at = utcnow()
+    content = event_bytes(
+        event_id, occurred_at, user_id, device_id, str(action), target_type, target, details_json
+    )
+    event_hash = chain_hash(prev_hash, content)
+    session.execute(
+        insert(AuditEvent),
+        [
+            {
+                "id": event_id,
+                "occurred_at": occurred_at,
+                "user_id": user_id,
+                "device_id": device_id,
+                "action": str(action),
+                "target_type": target_type,
+                "target_id": target,
+                "details": details_json,
+                "prev_hash": prev_hash,
+                "hash": event_hash,
+            }
+        ],
+    )
+    if grids:
+        session.execute(
+            insert(AuditEventGrid), [{"grid_id": grid, "event_id": event_id} for grid in grids]
+        )
+    session.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .values(last_event_id=event_id, head_hash=event_hash, updated_at=occurred_at)
+    )
+    return AppendedEvent(event_id, event_hash)
+
+
+def record_push(
+    session: Session, device_id: str, user_id: int | None, ops: Iterable[Any]
+) -> AppendedEvent | None:
+    """Append the one event covering the ops a push stored (call after inserting them).
+
+    `ops` are the ops this push stored (mappings or objects with a `seq`): their seqs
+    must be one unbroken run. The event's details carry the run (`seq_from`,
+    `seq_to`, `count`) and `ops_hash`, a SHA-256 over the stored rows' canonical
+    form in seq order, read back from the ops table so that it is exactly what
+    verify will recompute. A push that stored nothing (all duplicates) appends nothing.
+    """
+    seqs = sorted(_seq(op) for op in ops)
+    if not seqs:
+        return None
+    if seqs[-1] - seqs[0] + 1 != len(seqs) or len(set(seqs)) != len(seqs):
+        raise AuditError("a push's stored ops must be one unbroken run of seqs")
+    op_range = OpRange(device_id, seqs[0], seqs[-1])
+    found = digest_range(session.connection(), op_range)
+    if found.count != len(seqs):
+        raise AuditError(
+            f"the push claims {len(seqs)} ops but {found.count} are stored; "
+            "record the push after inserting its ops"
+        )
+    details = {
+        "seq_from": op_range.seq_from,
+        "seq_to": op_range.seq_to,
+        "count": found.count,
+        "ops_hash": found.ops_hash,
+    }
+    return record_event(
+        session,
+        Action.SYNC_PUSH,
+        "device",
+        device_id,
+        details,
+        user_id=user_id,
+        device_id=device_id,
+        grid_ids=found.grid_ids,
+    )
+
+
+def _seq(op: Any) -> int:
+    return int(op["seq"] if isinstance(op, Mapping) else op.seq)
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """The chain head, locked until commit; created on the very first append."""
+    row = _select_head(session)
+    if row is None:
+        if session.scalar(select(exists().where(AuditEvent.id > 0))):
+            raise AuditError("the audit chain head is missing while events exist")
+        session.execute(_insert_head_if_missing(session))
+        row = _select_head(session)
+    return row[0], row[1]
+
+
+def _select_head(session: Session):
+    statement = (
+        select(AuditChainHead.last_event_id, AuditChainHead.head_hash)
+        .where(AuditChainHead.id == HEAD_ID)
+        .with_for_update()
+    )
+    return session.execute(statement).one_or_none()
+
+
+def _insert_head_if_missing(session: Session):
+    # Two first appends may race; the loser's insert does nothing and it then waits
+    # on the winner's row lock.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    values = {
+        "id": HEAD_ID,
+        "last_event_id": 0,
+        "head_hash": GENESIS_HASH,
+        "updated_at": utcnow(),
+    }
+    return dialect_insert(AuditChainHead).values(values).on_conflict_do_nothing()
