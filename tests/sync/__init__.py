@@ -1,0 +1,1 @@
+"""Tests of the sync engine: pure merge rules, reference replicas, and the SQL store."""
