@@ -6,10 +6,11 @@ import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from server.models import Device, User, utcnow
+from server.models import Device, User, UserGrid, utcnow
+from server.scope import Scope
 
 TOKEN_BYTES = 32
 
@@ -47,3 +48,22 @@ def revoke_device(session: Session, device: Device) -> None:
     if device.revoked_at is None:
         device.revoked_at = utcnow()
         session.flush()
+
+
+def devices_query(
+    scope: Scope, owner_id: int | None = None, include_revoked: bool = False
+) -> Select:
+    """Devices of users in the scope (or of one owner), by id."""
+    query = select(Device).order_by(Device.id)
+    if owner_id is not None:
+        query = query.where(Device.user_id == owner_id)
+    if not scope.everything:
+        in_scope = (
+            exists()
+            .where(UserGrid.user_id == Device.user_id)
+            .where(scope.grid_filter(UserGrid.grid_id))
+        )
+        query = query.where(in_scope | (Device.user_id == scope.user_id))
+    if not include_revoked:
+        query = query.where(Device.revoked_at.is_(None))
+    return query

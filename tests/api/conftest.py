@@ -46,3 +46,11 @@ def blobs(blob_backend, request, tmp_path) -> Iterator[LocalBlobStore | S3BlobSt
     store = S3BlobStore(request.getfixturevalue("s3_bucket"), "us-east-1", endpoint)
     yield store
     store.close()
+
+
+@pytest.fixture
+def world(database):
+    """A grid tree with one user of each role (see tests/api/factories.py)."""
+    from tests.api.factories import build_world
+
+    return build_world(database)

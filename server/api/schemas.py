@@ -1,0 +1,76 @@
+"""marshmallow schemas shared by several API modules: people, grids, devices, pages."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from server.grids import LEVELS
+from server.users import ROLES
+
+MAX_PAGE = 500
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(1, MAX_PAGE),
+        metadata={"description": "Most items to return."},
+    )
+
+
+class GridOut(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    parent_id = fields.Integer(allow_none=True, required=True)
+    path = fields.String(required=True, metadata={"description": "Materialised path /1/4/9/."})
+    retired_at = fields.DateTime(allow_none=True, required=True)
+
+
+class GridRef(Schema):
+    id = fields.Integer(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class UserOut(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    display_name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    disabled = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    grids = fields.List(fields.Nested(GridRef), required=True)
+
+
+class UserRef(Schema):
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True)
+
+
+class DeviceOut(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    user = fields.Nested(UserRef, required=True)
+    registered_at = fields.DateTime(required=True)
+    last_seen_at = fields.DateTime(allow_none=True, required=True)
+    last_sync_at = fields.DateTime(allow_none=True, required=True)
+    acked_seq = fields.Integer(required=True)
+    revoked_at = fields.DateTime(allow_none=True, required=True)
+
+
+def page_of(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A schema for one page of items with the cursor of the next page."""
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next": fields.String(
+                allow_none=True,
+                required=True,
+                metadata={"description": "Pass as `after` for the next page; null at the end."},
+            ),
+        },
+        name=name,
+    )

@@ -1,0 +1,136 @@
+"""People: creating, changing, disabling users, their passwords and their grids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
+
+from server.errors import ApiError, ErrorCode
+from server.models import Device, Grid, Role, User, UserGrid, utcnow
+from server.passwords import hash_password, password_problem
+from server.scope import Scope
+from server.signin import clear_failures
+
+ROLES = tuple(str(role) for role in Role)
+
+
+def _check_password(password: str) -> None:
+    problem = password_problem(password)
+    if problem:
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED,
+            problem,
+            errors=[{"path": "/password", "message": problem}],
+        )
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        message = f"role must be one of {', '.join(ROLES)}"
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED, message, errors=[{"path": "/role", "message": message}]
+        )
+    return role
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str = "",
+    grids: Sequence[Grid] = (),
+) -> User:
+    """A new enabled user; 409 when the username is taken."""
+    username = username.strip()
+    if not username:
+        raise ApiError(ErrorCode.VALIDATION_FAILED, "a username is required")
+    _check_role(role)
+    _check_password(password)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ApiError(ErrorCode.CONFLICT, f"the username {username!r} is taken")
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        role=role,
+        password_hash=hash_password(password),
+        disabled=False,
+        failed_logins=0,
+    )
+    user.grids = list(grids)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user(session: Session, username: str) -> User:
+    """The user with this username; 404 otherwise."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no user named {username!r}")
+    return user
+
+
+def users_query(scope: Scope, role: str | None = None, include_disabled: bool = True) -> Select:
+    """Users visible in the scope (those assigned to a grid in it), by username."""
+    query = select(User).order_by(User.username)
+    if not scope.everything:
+        query = query.where(
+            exists().where(UserGrid.user_id == User.id).where(scope.grid_filter(UserGrid.grid_id))
+        )
+    if role:
+        query = query.where(User.role == role)
+    if not include_disabled:
+        query = query.where(User.disabled.is_(False))
+    return query
+
+
+def update_user(
+    session: Session,
+    user: User,
+    *,
+    display_name: str | None = None,
+    role: str | None = None,
+    disabled: bool | None = None,
+) -> User:
+    """Change a user's name, role or enabled state."""
+    if display_name is not None:
+        user.display_name = display_name
+    if role is not None:
+        user.role = _check_role(role)
+    if disabled is True:
+        disable_user(session, user)
+    elif disabled is False:
+        user.disabled = False
+    session.flush()
+    return user
+
+
+def disable_user(session: Session, user: User) -> User:
+    """Disable the user and revoke every device they hold; their tokens stop at once."""
+    user.disabled = True
+    now = utcnow()
+    for device in session.scalars(
+        select(Device).where(Device.user_id == user.id, Device.revoked_at.is_(None))
+    ):
+        device.revoked_at = now
+    session.flush()
+    return user
+
+
+def reset_password(session: Session, user: User, password: str) -> User:
+    """Set a new password; web sessions signed in with the old one end, locks are lifted."""
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    clear_failures(session, user.username)
+    session.flush()
+    return user
+
+
+def assign_grids(session: Session, user: User, grids: Iterable[Grid]) -> User:
+    """Make `grids` the user's grids (their scope is these and everything below)."""
+    user.grids = list({grid.id: grid for grid in grids}.values())
+    session.flush()
+    return user
