@@ -1,0 +1,272 @@
+"""Expression trees compiled into Python closures over an evaluation context.
+
+Compiling resolves every reference against the form version once (an unknown field
+or function is an ExpressionError then), so evaluating is a chain of plain calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from forms.expr.functions import FUNCTIONS
+from forms.expr.syntax import (
+    Binary,
+    Call,
+    Current,
+    ExpressionError,
+    Literal,
+    Node,
+    Path,
+    Ref,
+    Unary,
+    parse,
+)
+from forms.expr.values import NodeSet, arithmetic, compare, to_boolean, to_number, to_string
+
+Compiled = Callable[["Context"], Any]
+COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
+ARITHMETIC = frozenset({"+", "-", "*", "div", "mod"})
+
+
+class Context:
+    """What an expression sees: the record, its repeat rows, the row being evaluated."""
+
+    __slots__ = ("choice", "current", "language", "now", "rows", "stack", "values", "version")
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        rows: Mapping[str, list[Mapping[str, Any]]] | None = None,
+        now: dt.datetime | None = None,
+        version: Any = None,
+        language: str | None = None,
+    ) -> None:
+        self.values = values
+        self.rows = rows or {}
+        self.stack: dict[str, tuple[Mapping[str, Any], int]] = {}
+        self.current: Any = None
+        self.now = now or dt.datetime.now(dt.UTC)
+        self.choice: Any = None
+        self.version = version
+        self.language = language
+
+
+class Scope:
+    """Where an expression sits: its form version, its field, and what it refers to."""
+
+    def __init__(self, version: Any, field: Any = None, choice_filter: bool = False) -> None:
+        self.version = version
+        self.field = field
+        self.choice_filter = choice_filter
+        self.references: set[str] = set()
+        chain: list[str] = []
+        repeat = field.repeat if field is not None else None
+        if field is not None and field.type == "repeat":
+            repeat = field.name
+        while repeat is not None:
+            chain.append(repeat)
+            repeat = version.fields[repeat].repeat
+        self.chain = tuple(reversed(chain))
+
+    def resolve_path(self, path: Path) -> Any:
+        fields = self.version.fields
+        if path.absolute:
+            steps = path.steps[1:]
+            for field in fields.values():
+                if field.path == steps:
+                    return field
+            raise ExpressionError(f"no field at the path /{'/'.join(path.steps)}")
+        name = path.steps[-1]
+        if name in (".", ".."):
+            return None
+        parent = self.field.parent if self.field is not None else None
+        candidates = [field for field in fields.values() if field.xml_name == name]
+        near = [field for field in candidates if field.parent == parent]
+        if len(near) == 1 or len(candidates) == 1:
+            return (near or candidates)[0]
+        if name in fields:
+            return fields[name]
+        raise ExpressionError(f"the path {'/'.join(path.steps)} names no field")
+
+
+def _reference(field: Any, scope: Scope) -> Compiled:
+    name = field.name
+    scope.references.add(name)
+    if field.type == "repeat":
+        if field.name in scope.chain:
+            return lambda c: c.stack[name][0] if name in c.stack else ""
+        return lambda c: NodeSet(list(c.rows.get(name, ())))
+    if field.type == "group":
+        return lambda c: ""
+    repeat = field.repeat
+    if repeat is None:
+        return lambda c: c.values.get(name)
+    if repeat in scope.chain:
+
+        def in_row(c: Context) -> Any:
+            entry = c.stack.get(repeat)
+            return entry[0].get(name) if entry is not None else None
+
+        return in_row
+    return lambda c: NodeSet([row.get(name) for row in c.rows.get(repeat, ())])
+
+
+def _position(scope: Scope) -> Compiled:
+    if not scope.chain:
+        return lambda c: 1.0
+    innermost = scope.chain[-1]
+    return lambda c: float(c.stack[innermost][1]) if innermost in c.stack else 1.0
+
+
+def _lazy_call(node: Call, args: list[Compiled]) -> Compiled | None:
+    if node.name == "if":
+        if len(args) != 3:
+            raise ExpressionError("if() takes 3 arguments")
+        test, then, otherwise = args
+        return lambda c: then(c) if to_boolean(test(c)) else otherwise(c)
+    if node.name == "coalesce":
+        if len(args) != 2:
+            raise ExpressionError("coalesce() takes 2 arguments")
+        first, second = args
+
+        def coalesce(c: Context) -> Any:
+            value = first(c)
+            return value if to_string(value) != "" else second(c)
+
+        return coalesce
+    return None
+
+
+def _choice_name(node: Call, args: list[Compiled], scope: Scope) -> Compiled:
+    if len(node.args) != 2:
+        raise ExpressionError("jr:choice-name() takes 2 arguments")
+    target = node.args[1]
+    if not isinstance(target, Literal) or not isinstance(target.value, str):
+        raise ExpressionError("jr:choice-name() names its field in a text literal")
+    text = target.value.strip()
+    inner = parse(text) if text.startswith(("${", "/", ".")) else Path((text,))
+    field = _resolve(inner, scope)
+    if field is None or not field.options:
+        raise ExpressionError(f"jr:choice-name(): {text!r} is not a select field")
+    scope.references.add(field.name)
+    labels = {choice.name: choice.label for choice in field.options}
+    value = args[0]
+    default_language = scope.version.default_language
+
+    def choice_name(c: Context) -> str:
+        label = labels.get(to_string(value(c)))
+        if not label:
+            return ""
+        language = c.language if c.language in label else default_language
+        return label.get(language) or next(iter(label.values()))
+
+    return choice_name
+
+
+def _resolve(node: Node, scope: Scope) -> Any:
+    if isinstance(node, Ref):
+        field = scope.version.fields.get(node.name)
+        if field is None:
+            raise ExpressionError(f"${{{node.name}}} is not a field of this form")
+        return field
+    if isinstance(node, Path):
+        return scope.resolve_path(node)
+    return None
+
+
+def _call(node: Call, scope: Scope) -> Compiled:
+    if node.name == "position":
+        return _position(scope)
+    args = [compile_node(arg, scope) for arg in node.args]
+    lazy = _lazy_call(node, args)
+    if lazy is not None:
+        return lazy
+    if node.name == "jr:choice-name":
+        return _choice_name(node, args, scope)
+    entry = FUNCTIONS.get(node.name)
+    if entry is None:
+        raise ExpressionError(f"unknown function {node.name}()")
+    least, most, function = entry
+    if not least <= len(args) <= most:
+        wanted = str(least) if least == most else f"{least} to {most}"
+        raise ExpressionError(f"{node.name}() takes {wanted} arguments, not {len(args)}")
+    if not args:
+        return function
+    if len(args) == 1:
+        (only,) = args
+        return lambda c: function(c, only(c))
+    if len(args) == 2:
+        first, second = args
+        return lambda c: function(c, first(c), second(c))
+    return lambda c: function(c, *(arg(c) for arg in args))
+
+
+def _binary(node: Binary, scope: Scope) -> Compiled:
+    left, right = compile_node(node.left, scope), compile_node(node.right, scope)
+    op = node.op
+    if op == "and":
+        return lambda c: to_boolean(left(c)) and to_boolean(right(c))
+    if op == "or":
+        return lambda c: to_boolean(left(c)) or to_boolean(right(c))
+    if op in COMPARISONS:
+        return lambda c: compare(op, left(c), right(c))
+    if op in ARITHMETIC:
+        return lambda c: arithmetic(op, left(c), right(c))
+
+    def union(c: Context) -> NodeSet:
+        items = []
+        for side in (left(c), right(c)):
+            items.extend(side.items if type(side) is NodeSet else [side])
+        return NodeSet(items)
+
+    return union
+
+
+def compile_node(node: Node, scope: Scope) -> Compiled:
+    """A closure evaluating `node`; references are resolved now."""
+    if isinstance(node, Literal):
+        value = node.value
+        return lambda c: value
+    if isinstance(node, Current):
+        if scope.choice_filter:
+            return lambda c: c.choice.name if c.choice is not None else ""
+        return lambda c: c.current
+    if isinstance(node, Ref):
+        return _reference(_resolve(node, scope), scope)
+    if isinstance(node, Path):
+        if scope.choice_filter and not node.absolute and len(node.steps) == 1:
+            column = node.steps[0]
+            if column != "..":
+                return lambda c: _choice_column(c.choice, column)
+        field = scope.resolve_path(node)
+        if field is None:
+            return _position_row(scope)
+        return _reference(field, scope)
+    if isinstance(node, Call):
+        return _call(node, scope)
+    if isinstance(node, Unary):
+        operand = compile_node(node.operand, scope)
+        return lambda c: -to_number(operand(c))
+    return _binary(node, scope)
+
+
+def _position_row(scope: Scope) -> Compiled:
+    if not scope.chain:
+        return lambda c: c.current
+    innermost = scope.chain[-1]
+    return lambda c: c.stack[innermost][0] if innermost in c.stack else ""
+
+
+def _choice_column(choice: Any, column: str) -> str:
+    if choice is None:
+        return ""
+    if column == "name":
+        return choice.name
+    return choice.extra.get(column, "")
+
+
+def compile_text(text: str, scope: Scope) -> Compiled:
+    """Parse and compile one expression text."""
+    return compile_node(parse(text), scope)
