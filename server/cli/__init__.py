@@ -8,6 +8,8 @@ from server.cli.audit import audit
 from server.cli.context import Context
 from server.cli.db import db
 from server.cli.demo import demo
+from server.cli.grids import grids
+from server.cli.users import users
 
 
 @click.group()
@@ -18,7 +20,7 @@ def cli(ctx: click.Context) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (audit, db, demo):
+for group in (audit, db, demo, grids, users):
     cli.add_command(group)
 
 
