@@ -65,6 +65,8 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def move(self, source: str, target: str) -> None: ...
+
     def keys(self, prefix: str = "") -> Iterator[str]: ...
 
     def upload_target(
@@ -124,6 +126,15 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def move(self, source: str, target: str) -> None:
+        """Rename a blob; the target appears whole or not at all."""
+        destination = self._path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self._path(source), destination)
+        except FileNotFoundError:
+            raise BlobNotFound(source) from None
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every stored key starting with `prefix`, in sorted order."""
@@ -206,6 +217,20 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def move(self, source: str, target: str) -> None:
+        """Copy inside the bucket (no bytes through this server), then delete the source."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": check_key(source)}, self.bucket, check_key(target)
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise BlobNotFound(source) from None
+            raise
+        self.delete(source)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")

@@ -32,6 +32,15 @@ def test_put_streams_and_replaces(blobs):
         assert stream.read() == payload[::-1]
 
 
+def test_move(blobs):
+    blobs.put("incoming/x", b"payload", "image/png")
+    blobs.move("incoming/x", "final/x")
+    assert blobs.read("final/x") == b"payload"
+    assert blobs.stat("incoming/x") is None
+    with pytest.raises(BlobNotFound):
+        blobs.move("incoming/x", "final/y")
+
+
 def test_keys_by_prefix(blobs):
     for key in ("anchors/1", "anchors/2", "exports/1"):
         blobs.put(key, key.encode())
