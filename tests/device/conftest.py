@@ -1,0 +1,40 @@
+"""Fixtures of the device tests: an in-memory sync server and devices on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from mobile_schema.client import DeviceClient
+from tests.device.harness import open_device
+from tests.device.replica_server import ReplicaServer
+
+GRID_A, GRID_B, GRID_C = 11, 12, 13
+
+
+@pytest.fixture
+def server() -> ReplicaServer:
+    server = ReplicaServer()
+    server.add_user("worker1", [GRID_A, GRID_B])
+    server.add_user("worker2", [GRID_A, GRID_B])
+    server.add_user("supervisor", [GRID_A, GRID_B, GRID_C], role="supervisor")
+    return server
+
+
+@pytest.fixture
+def make_device(tmp_path, server) -> Iterator[Callable[..., DeviceClient]]:
+    """A registered device that has synced once (so it holds the forms)."""
+    opened: list[DeviceClient] = []
+
+    def make(name: str, username: str = "worker1", **options) -> DeviceClient:
+        password = server.users[username].password
+        client = open_device(tmp_path / f"{name}.db", server, (username, password), **options)
+        client.register(username, password, name)
+        client.sync()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()

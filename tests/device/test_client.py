@@ -1,0 +1,275 @@
+"""The reference client against the in-memory server: edits, sync, and every refusal."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from mobile_schema.errors import EditRejected, NeedsRegistration
+from sync import hlc
+from tests.device.conftest import GRID_A, GRID_B, GRID_C
+from tests.device.harness import journal, open_device, view
+
+
+def test_an_offline_edit_reaches_a_second_device(make_device, server):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create(
+        "household", GRID_A, {"head_name": "王芳", "housing_type": "rented", "notes": "二楼"}
+    )
+    assert phone.record(record_id).values["head_name"] == "王芳"
+    assert phone.unsent_count() == 3
+    report = phone.sync()
+    assert (report.pushed, report.applied, phone.unsent_count()) == (3, 3, 0)
+    other.sync()
+    assert other.record(record_id).values == {
+        "head_name": "王芳",
+        "housing_type": "rented",
+        "notes": "二楼",
+    }
+    assert other.record(record_id).form_id == "household"
+
+
+def test_edits_go_through_the_forms_validator_and_scope(make_device):
+    phone = make_device("phone")
+    record_id = phone.create("household", GRID_A, {"head_name": "李"})
+    before = journal(phone)
+    cases = [
+        (lambda: phone.set(record_id, "housing_type", "castle"), "unknown_choice"),
+        (lambda: phone.set(record_id, "no_such_field", 1), "unknown_field"),
+        (lambda: phone.set(record_id, "head_name", 42), "wrong_type"),
+        (lambda: phone.create("household", GRID_C, {"head_name": "x"}), "grid_out_of_scope"),
+        (lambda: phone.create("no_such_form", GRID_A, {}), "unknown_form"),
+        (lambda: phone.set("00000000-0000-4000-8000-000000000000", "notes", "x"), "unknown_record"),
+        # One bad value refuses the whole edit: the good one beside it is not queued either.
+        (
+            lambda: phone.create("household", GRID_A, {"head_name": "x", "housing_type": "?"}),
+            "unknown_choice",
+        ),
+    ]
+    for edit, reason in cases:
+        with pytest.raises(EditRejected) as refused:
+            edit()
+        assert refused.value.reason == reason
+    assert journal(phone) == before
+
+
+def test_ops_are_numbered_stamped_and_based_on_the_cursor(make_device):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    other.create("household", GRID_A, {"head_name": "A"})
+    other.sync()
+    phone.sync()
+    cursor = phone.state().cursor
+    assert cursor > 0
+    record_id = phone.create("household", GRID_B, {"head_name": "B", "notes": "n"})
+    phone.set(record_id, "notes", "m")
+    rows = phone.store.query("SELECT seq, hlc, base FROM ops ORDER BY id")
+    assert [r["seq"] for r in rows] == [1, 2, 3]
+    assert [r["base"] for r in rows] == [cursor] * 3
+    stamps = [r["hlc"] for r in rows]
+    assert stamps == sorted(set(stamps))
+
+
+def test_select_multiple_sends_adds_and_removes(make_device):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create(
+        "hazard_check", GRID_A, {"severity": "high", "categories": ["fire", "gas"]}
+    )
+    phone.set(record_id, "categories", ["gas", "flood"])
+    kinds = [
+        (r["kind"], r["value"])
+        for r in phone.store.query(
+            "SELECT kind, value FROM ops WHERE field = 'categories' ORDER BY id"
+        )
+    ]
+    assert kinds == [("add", '"fire"'), ("add", '"gas"'), ("add", '"flood"'), ("remove", '"fire"')]
+    assert phone.record(record_id).values["categories"] == ["flood", "gas"]
+    phone.sync()
+    other.sync()
+    assert other.record(record_id).values["categories"] == ["flood", "gas"]
+    other.remove(record_id, "categories", "gas")
+    other.add(record_id, "categories", "fire")
+    other.sync()
+    phone.sync()
+    assert phone.record(record_id).values["categories"] == ["fire", "flood"]
+
+
+def test_repeat_rows_and_tombstones(make_device):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    household = phone.create("household", GRID_A, {"head_name": "张"})
+    member = phone.create(
+        "household",
+        GRID_A,
+        {"member_name": "张三", "birth_year": 1950},
+        parent=household,
+        group="members",
+        order=1,
+    )
+    phone.sync()
+    other.sync()
+    row = other.record(member).values
+    assert (row["_parent"], row["_group"], row["member_name"]) == (household, "members", "张三")
+    other.delete(member)
+    other.sync()
+    phone.sync()
+    assert phone.record(member).deleted
+    assert member not in {r.record_id for r in phone.records()}
+    phone.restore(member)
+    assert not phone.record(member).deleted
+
+
+def test_the_device_clock_catches_up_with_the_server(make_device, server):
+    slow = 1_000_000
+    phone = make_device("phone", wall=lambda: slow)  # a phone whose clock is years behind
+    other = make_device("other", "worker2")
+    record_id = other.create("household", GRID_A, {"notes": "server time"})
+    other.sync()
+    phone.sync()
+    assert hlc.from_wire(phone.state().hlc) >= server.state.replica.clock.peek()
+    assert hlc.from_wire(phone.state().hlc) > hlc.pack(slow)
+    # An edit made after seeing another wins, however slow the phone's clock.
+    phone.set(record_id, "notes", "seen and corrected")
+    phone.sync()
+    other.sync()
+    assert other.record(record_id).values["notes"] == "seen and corrected"
+
+
+def test_a_clock_far_ahead_is_quarantined_and_shown(make_device, server):
+    phone = make_device("phone", wall=lambda: server.wall_ms + 3_600_000)
+    record_id = phone.create("household", GRID_A, {"notes": "from the future"})
+    report = phone.sync()
+    assert report.quarantined == 1
+    assert phone.record(record_id) is None  # the server left it out, so does the device
+    kinds = [(entry.kind, entry.payload["reason"]) for entry in phone.inbox()]
+    assert kinds == [("quarantine", "clock_ahead")]
+
+
+def test_413_halves_the_batch_until_it_fits(make_device, server):
+    phone = make_device("phone", push_batch=16)
+    server.max_ops = 3
+    for n in range(10):
+        phone.create("household", GRID_A, {"notes": f"visit {n}"})
+    report = phone.sync()
+    assert (report.pushed, report.push_batch, phone.unsent_count()) == (10, 2, 0)
+    sizes = [len(r.body["ops"]) for r in server.requests if r.path.endswith("/push")]
+    assert sizes == [10, 5, 2, 2, 2, 2, 2]
+    assert server.state.replica.acked[phone.state().device_id] == 10
+
+
+def test_401_registers_again_and_renumbers_unsent_ops(make_device, server):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("household", GRID_A, {"notes": "one"})
+    phone.sync()
+    old_device = phone.state().device_id
+    phone.set(record_id, "notes", "two")
+    phone.set(record_id, "head_name", "王")
+    server.revoke(old_device)
+    report = phone.sync()
+    assert report.registered_again
+    new_device = phone.state().device_id
+    assert new_device != old_device
+    assert journal(phone)[0][:2] == (old_device, 1)
+    assert [j[:2] for j in journal(phone)[1:]] == [(new_device, 1), (new_device, 2)]
+    assert server.state.replica.acked[new_device] == 2
+    other.sync()
+    assert other.record(record_id).values == {"notes": "two", "head_name": "王"}
+
+
+def test_401_without_credentials_keeps_the_ops_for_a_later_sign_in(tmp_path, server):
+    password = server.users["worker1"].password
+    phone = open_device(tmp_path / "phone.db", server)
+    phone.register("worker1", password)
+    phone.sync()
+    phone.create("household", GRID_A, {"notes": "kept"})
+    server.revoke(phone.state().device_id)
+    with pytest.raises(NeedsRegistration):
+        phone.sync()
+    assert phone.unsent_count() == 1
+    phone.register("worker1", password)
+    phone.sync()
+    assert phone.unsent_count() == 0
+    phone.close()
+
+
+def test_registering_another_user_refuses_while_ops_are_unsent(make_device, server):
+    phone = make_device("phone")
+    phone.create("household", GRID_A, {"notes": "mine"})
+    with pytest.raises(Exception, match="not sent yet"):
+        phone.register("worker2", server.users["worker2"].password)
+    assert phone.state().username == "worker1"
+    phone.sync()
+    phone.register("worker2", server.users["worker2"].password)
+    assert (phone.state().username, phone.state().cursor) == ("worker2", 0)
+
+
+def test_a_server_restore_means_seq_gap_then_snapshot(make_device, server):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("household", GRID_A, {"notes": "before backup"})
+    phone.sync()
+    other.sync()
+    backup = server.backup()
+    for n in range(3):
+        other.set(record_id, "head_name", f"lost {n}")
+    other.sync()
+    phone.sync()
+    assert phone.record(record_id).values["head_name"] == "lost 2"
+    server.restore(backup)  # the server lost the other device's three ops
+    phone.set(record_id, "notes", "during restore")
+    report = phone.sync()
+    assert report.snapshot  # its cursor was ahead of the restored server: 410
+    assert phone.record(record_id).values == {"notes": "during restore"}
+    report = other.sync()  # seq_gap: the other device sends its lost ops again
+    assert (report.pushed, report.applied) == (3, 3)
+    phone.sync()
+    assert phone.record(record_id).values == {"notes": "during restore", "head_name": "lost 2"}
+    assert view(phone) == view(other)
+
+
+def test_a_restored_phone_gets_seq_reuse_and_a_new_registration(make_device, server, tmp_path):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("household", GRID_A, {"notes": "one"})
+    phone.sync()
+    phone.close()
+    shutil.copyfile(tmp_path / "phone.db", tmp_path / "phone-backup.db")
+    phone = open_device(tmp_path / "phone.db", server)
+    phone.set(record_id, "notes", "two")  # reaches the server, then the phone is lost
+    phone.sync()
+    phone.close()
+    credentials = ("worker1", server.users["worker1"].password)
+    restored = open_device(tmp_path / "phone-backup.db", server, credentials)
+    restored.set(record_id, "head_name", "three")  # the same seq as "two", other content
+    report = restored.sync()
+    assert report.registered_again
+    other.sync()
+    assert other.record(record_id).values == {"notes": "two", "head_name": "three"}
+    restored.close()
+
+
+def test_the_inbox_shows_conflicts_and_quarantined_ops(make_device, server):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("hazard_check", GRID_A, {"severity": "low"})
+    phone.sync()
+    other.sync()
+    phone.set(record_id, "severity", "high")  # both edit offline, neither seeing the other
+    other.set(record_id, "severity", "medium")
+    phone.sync()
+    assert other.sync().conflicts == 1
+    phone.sync()
+    entries = [e for e in phone.inbox() if e.kind == "conflict"]
+    assert len(entries) == 1
+    values = sorted(v["value"] for v in entries[0].payload["values"])
+    assert values == ["high", "medium"]
+    server.users["worker1"].grid_ids = [GRID_B]  # reassigned, the phone does not know yet
+    phone.set(record_id, "severity", "critical")
+    phone.sync()
+    quarantine = [e.payload["reason"] for e in phone.inbox() if e.kind == "quarantine"]
+    assert quarantine == ["grid_out_of_scope"]
+    assert phone.record(record_id).values["severity"] in ("high", "medium")
+
+
+def test_forms_are_fetched_once_then_not_modified(make_device, server):
+    phone = make_device("phone")
+    assert phone.forms.latest_version("household") == 1
+    assert phone.sync().forms_updated is False
+    forms_requests = [r for r in server.requests if r.path.endswith("/forms/bundle")]
+    assert forms_requests[-1].headers["If-None-Match"] == '"builtin-1"'
