@@ -122,6 +122,12 @@ def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]])
     if field_type == "reference" and not isinstance(raw.get("reference"), str):
         raise DefinitionError(f"field {name!r}: a reference names the form it refers to")
     texts = {key: _texts(raw.get(key), f"field {name!r} {key}") for key in TEXT_KEYS}
+    media_raw = raw.get("media") or {}
+    if not isinstance(media_raw, Mapping):
+        raise DefinitionError(f"field {name!r}: media is a map of kind to files")
+    media = MappingProxyType(
+        {str(kind): _texts(files, f"field {name!r} media") for kind, files in media_raw.items()}
+    )
     max_length = raw.get("max_length")
     if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
         raise DefinitionError(f"field {name!r}: max_length must be a positive whole number")
@@ -154,6 +160,7 @@ def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]])
         source_type=raw.get("source_type"),
         bind=_strings(raw.get("bind"), f"field {name!r} bind"),
         other_of=raw.get("other_of"),
+        media=media,
         parent=parent.name if parent else None,
         repeat=repeat,
         path=path,
@@ -233,6 +240,7 @@ def _field_dict(field: Field, version: FormVersion) -> dict[str, Any]:
     simple = {
         "label": dict(field.label) or None,
         "hint": dict(field.hint) or None,
+        "media": {kind: dict(files) for kind, files in field.media.items()} or None,
         "required": field.required,
         "required_message": dict(field.required_message) or None,
         "relevant": field.relevant,

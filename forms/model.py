@@ -39,6 +39,7 @@ class Field:
     type: str
     label: Texts = dc_field(default_factory=_empty)
     hint: Texts = dc_field(default_factory=_empty)
+    media: Mapping[str, Texts] = dc_field(default_factory=_empty)
     required: str | None = None
     required_message: Texts = dc_field(default_factory=_empty)
     relevant: str | None = None

@@ -26,6 +26,7 @@ class ErrorCode(enum.Enum):
     INVALID_JSON = (400, "The body is not valid JSON")
     SCHEMA_VIOLATION = (422, "The message does not match its JSON Schema")
     VALIDATION_FAILED = (422, "Some fields are not valid")
+    INVALID_FORM = (422, "The form definition is not valid")
     UNAUTHENTICATED = (401, "Authentication is required")
     INVALID_CREDENTIALS = (401, "Wrong username or password")
     TOKEN_REVOKED = (401, "This device token is no longer valid")
@@ -42,6 +43,10 @@ class ErrorCode(enum.Enum):
     UNSUPPORTED_MEDIA_TYPE = (415, "The body is not of a type this endpoint accepts")
     PRECONDITION_FAILED = (412, "The resource changed since it was read")
     TOO_MANY_REQUESTS = (429, "Too many attempts; wait before trying again")
+    ATTACHMENT_TOO_LARGE = (413, "The attachment is larger than the server accepts")
+    CONTENT_TYPE_NOT_ALLOWED = (422, "This kind of file is not accepted")
+    HASH_MISMATCH = (422, "The uploaded bytes do not have the announced SHA-256 or size")
+    UPLOAD_INCOMPLETE = (409, "The attachment's bytes have not been uploaded and checked yet")
     INTERNAL_ERROR = (500, "Internal server error")
     SERVICE_UNAVAILABLE = (503, "A service this needs is unavailable")
 

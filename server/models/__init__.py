@@ -4,6 +4,7 @@ from server.models.access import SignInThrottle
 from server.models.attachments import Attachment, AttachmentUploader
 from server.models.audit import AuditChainHead, AuditEvent, AuditEventGrid
 from server.models.base import Base, utcnow
+from server.models.forms import StoredForm, StoredFormVersion, VersionStatus
 from server.models.people import Device, Grid, GridLevel, Role, User, UserGrid
 from server.models.review import Comment, Review, ReviewDecision
 
@@ -22,7 +23,10 @@ __all__ = [
     "ReviewDecision",
     "Role",
     "SignInThrottle",
+    "StoredForm",
+    "StoredFormVersion",
     "User",
     "UserGrid",
+    "VersionStatus",
     "utcnow",
 ]
