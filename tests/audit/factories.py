@@ -94,12 +94,7 @@ def store_replica_push(
         record_push(session, rows[0]["device_id"], rows[0]["user_id"], rows)
 
 
-def store_release(
-    database: Database, op_positions: Iterable[int], release_position: int, at: dt.datetime
-) -> None:
-    rows = [
-        {"op_position": p, "released_by": 1, "released_at": at, "position": release_position}
-        for p in op_positions
-    ]
+def store_release(database: Database, op_positions: Iterable[int], at: dt.datetime) -> None:
+    rows = [{"op_position": p, "released_by": 1, "released_at": at} for p in op_positions]
     with database.session() as session:
         session.execute(insert(op_releases), rows)
