@@ -1,0 +1,78 @@
+"""The inbox: items for a user's devices about their records, added in bulk, read in order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from sync.store.sql import now
+from sync.store.tables import inbox
+
+KINDS = ("conflict", "quarantine", "review", "comment", "reminder")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One inbox item for one user; `payload` is the kind's JSON object."""
+
+    user_id: int
+    kind: str
+    record_id: str | None
+    payload: dict[str, Any]
+
+
+def add_items(
+    connection: Connection, items: Iterable[Item], moment: dt.datetime | None = None
+) -> int:
+    """Append items in one statement; how many. Unknown kinds raise ValueError."""
+    moment = moment or now()
+    rows = []
+    for item in items:
+        if item.kind not in KINDS:
+            raise ValueError(f"unknown inbox kind {item.kind!r}")
+        rows.append(
+            {
+                "user_id": item.user_id,
+                "kind": item.kind,
+                "record_id": item.record_id,
+                "payload": item.payload,
+                "created_at": moment,
+            }
+        )
+    if rows:
+        connection.execute(inbox.insert(), rows)
+    return len(rows)
+
+
+def read_items(
+    connection: Connection, user_id: int, after: int = 0, limit: int = 100
+) -> tuple[list[dict[str, Any]], bool]:
+    """The user's items with id above `after`, oldest first, and whether more follow."""
+    rows = connection.execute(
+        select(inbox)
+        .where(inbox.c.user_id == user_id, inbox.c.id > after)
+        .order_by(inbox.c.id)
+        .limit(limit + 1)
+    ).all()
+    items = [
+        {
+            "id": row.id,
+            "kind": row.kind,
+            "record_id": row.record_id,
+            "created_at": timestamp(row.created_at),
+            "payload": row.payload,
+        }
+        for row in rows[:limit]
+    ]
+    return items, len(rows) > limit
+
+
+def timestamp(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC; SQLite hands back UTC without its offset."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,134 @@
+"""Reading the store: pull and snapshot pages, the merged state, the op log.
+
+A page is one indexed range scan of `field_state` by position, joined to `records`
+for the record's current form, version and grid (which also applies the scope).
+Pages are read without the counter lock: positions commit in order (see
+`positions`), so a page never passes a position that is still uncommitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+from sqlalchemy import Connection, Select, select
+
+from sync import hlc as hlc_mod
+from sync.merge import FieldValue
+from sync.messages import Change, CursorExpired, Page
+from sync.ops import StoredOp
+from sync.store import positions
+from sync.store.conflict_rows import stored_op
+from sync.store.sql import in_ids
+from sync.store.tables import field_state, op_releases, ops, records
+
+Slot = tuple[str, str]
+CHANGE_COLUMNS = (
+    field_state.c.record_id,
+    records.c.form_id,
+    records.c.form_version,
+    records.c.grid_id,
+    field_state.c.field,
+    field_state.c.value,
+    field_state.c.hlc,
+    field_state.c.device_id,
+    field_state.c.position,
+)
+
+
+def _changes(connection: Connection, scope: Collection[int] | None) -> Select:
+    query = select(*CHANGE_COLUMNS).join(records, records.c.record_id == field_state.c.record_id)
+    if scope is not None:
+        query = query.where(in_ids(connection, records.c.grid_id, scope))
+    return query
+
+
+def page_rows(
+    connection: Connection, scope: Collection[int] | None, cursor: int, limit: int
+) -> tuple[list[Any], bool]:
+    """Rows of the in-scope field states changed after `cursor`, and whether more follow."""
+    query = (
+        _changes(connection, scope)
+        .where(field_state.c.position > cursor)
+        .order_by(field_state.c.position)
+        .limit(limit + 1)
+    )
+    rows = connection.execute(query).all()
+    return rows[:limit], len(rows) > limit
+
+
+def wire_change(row: Any) -> dict[str, Any]:
+    """A change row in wire form, built directly (the pull's hot path)."""
+    return {
+        "record_id": row[0],
+        "form_id": row[1],
+        "form_version": row[2],
+        "grid_id": row[3],
+        "field": row[4],
+        "value": row[5],
+        "hlc": f"{row[6]:016x}",
+        "device_id": row[7],
+        "position": row[8],
+    }
+
+
+def pull_rows(
+    connection: Connection,
+    scope: Collection[int] | None,
+    cursor: int,
+    limit: int,
+    wall: Callable[[], int] = hlc_mod.wall_millis,
+) -> tuple[list[Any], int, bool, int]:
+    """One pull page as rows: (rows, next cursor, more, server HLC); raises CursorExpired."""
+    counter = positions.read(connection)
+    if cursor > counter.position:
+        raise CursorExpired(cursor, counter.position)
+    return _page(connection, scope, cursor, limit, hlc_mod.Clock(wall, counter.hlc).now())
+
+
+def snapshot_rows(
+    connection: Connection,
+    scope: Collection[int] | None,
+    cursor: int,
+    limit: int,
+    wall: Callable[[], int] = hlc_mod.wall_millis,
+) -> tuple[list[Any], int, bool, int]:
+    """One snapshot page as rows; like pull, but a cursor past the end is never refused."""
+    counter = positions.read(connection)
+    cursor = min(cursor, counter.position)
+    return _page(connection, scope, cursor, limit, hlc_mod.Clock(wall, counter.hlc).now())
+
+
+def _page(connection, scope, cursor, limit, server_hlc) -> tuple[list[Any], int, bool, int]:
+    # The server's HLC is read, not ticked: it already covers every stored winner.
+    rows, more = page_rows(connection, scope, cursor, limit)
+    next_cursor = rows[-1].position if rows else cursor
+    return rows, next_cursor, more, server_hlc
+
+
+def as_page(rows: list[Any], cursor: int, more: bool, server_hlc: int) -> Page:
+    """The rows as the core's Page of Change values."""
+    return Page([Change(*row) for row in rows], cursor, more, server_hlc)
+
+
+def state(connection: Connection, scope: Collection[int] | None = None) -> dict[Slot, FieldValue]:
+    """Every in-scope field's merged value (what convergence compares)."""
+    return {
+        (row.record_id, row.field): FieldValue(row.value, row.hlc, row.device_id)
+        for row in connection.execute(_changes(connection, scope))
+    }
+
+
+def iter_log(connection: Connection, batch: int = 5000) -> Iterator[StoredOp]:
+    """Every stored op in arrival order, streamed in batches."""
+    released = set(connection.scalars(select(op_releases.c.op_position)))
+    after = 0
+    while True:
+        rows = connection.execute(
+            select(ops).where(ops.c.position > after).order_by(ops.c.position).limit(batch)
+        ).all()
+        for row in rows:
+            yield stored_op(row, applied=row.reason is None or row.position in released)
+        if len(rows) < batch:
+            return
+        after = rows[-1].position

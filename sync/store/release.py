@@ -1,0 +1,78 @@
+"""Releasing quarantined ops: they apply with their original arrival positions.
+
+Because every rule reads positions and bases only, merging a released op now gives
+the state it would have given on arrival; the fields whose state changed take fresh
+positions so that devices pull them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_
+
+from sync.messages import ReleaseRefused, ReleaseResult
+from sync.reasons import NOT_RELEASABLE
+from sync.store import conflict_rows, positions
+from sync.store.inbox import Item, add_items
+from sync.store.merging import fields_of, merge_batch, restamp
+from sync.store.sql import now
+from sync.store.tables import op_releases, ops
+
+OpId = tuple[str, int]
+
+
+def release(
+    connection: Connection, op_ids: Iterable[OpId], released_by: int
+) -> tuple[ReleaseResult, list[dict[str, Any]]]:
+    """Release these quarantined ops, all or none; the result and its conflicts' wire form."""
+    wanted = list(dict.fromkeys(op_ids))
+    if not wanted:
+        return ReleaseResult([], []), []
+    counter = positions.lock(connection)
+    rows = {
+        (row.device_id, row.seq): row
+        for row in connection.execute(
+            select(ops).where(tuple_(ops.c.device_id, ops.c.seq).in_(wanted))
+        )
+    }
+    done = set(
+        connection.scalars(
+            select(op_releases.c.op_position).where(
+                op_releases.c.op_position.in_([row.position for row in rows.values()])
+            )
+        )
+    )
+    for op_id in wanted:
+        row = rows.get(op_id)
+        if row is None:
+            raise ReleaseRefused(op_id, "no such op")
+        if row.reason is None or row.position in done:
+            raise ReleaseRefused(op_id, "not quarantined")
+        if row.reason in NOT_RELEASABLE:
+            raise ReleaseRefused(op_id, f"{row.reason} ops cannot be released")
+    moment = now()
+    chosen = sorted((rows[op_id] for op_id in wanted), key=lambda row: row.position)
+    connection.execute(
+        op_releases.insert(),
+        [
+            {"op_position": row.position, "released_by": released_by, "released_at": moment}
+            for row in chosen
+        ],
+    )
+    released = [conflict_rows.stored_op(row) for row in chosen]
+    batch = ops.c.position.in_([entry.position for entry in released])
+    effect = merge_batch(connection, released, batch, moment, report_registers=True)
+    slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
+    restamp(connection, sorted(slots), counter)
+    found = conflict_rows.detect(connection, released, batch, moment)
+    counter.hlc = max(counter.hlc, max(entry.op.hlc for entry in released))
+    positions.save(connection, counter)
+    described = conflict_rows.describe(connection, found)
+    items = []
+    for conflict in described:
+        users = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
+        items.extend(Item(user, "conflict", conflict["record_id"], conflict) for user in users)
+    add_items(connection, items, moment)
+    return ReleaseResult(released, found), described
