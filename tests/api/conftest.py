@@ -54,3 +54,28 @@ def world(database):
     from tests.api.factories import build_world
 
     return build_world(database)
+
+
+@pytest.fixture
+def blob_settings(blob_backend, request, settings):
+    """The test settings with blobs in local files or in a fresh moto_server bucket."""
+    if blob_backend == "local":
+        return settings
+    return settings.replace(
+        blob_backend="s3",
+        s3_bucket=request.getfixturevalue("s3_bucket"),
+        s3_region="us-east-1",
+        s3_endpoint_url=request.getfixturevalue("moto_endpoint"),
+    )
+
+
+@pytest.fixture
+def blob_client(blob_settings, database):
+    """A client of an app whose blob store is local or S3; the store is closed afterwards."""
+    from server import create_app
+    from server.blobs import blob_store
+
+    app = create_app(blob_settings, database)
+    yield app.test_client()
+    with app.app_context():
+        blob_store().close()

@@ -1,0 +1,164 @@
+"""Attachments: announce a blob, upload it (S3 presigned PUT or through the server), fetch it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, redirect, request, send_file, url_for
+from marshmallow import Schema, fields, validate
+
+from server.api.operation import operation
+from server.attachments import announce, complete, find_stored, receive, stored_key, too_large
+from server.blobs import blob_store
+from server.db import db_session
+from server.errors import ErrorCode
+from server.models import Attachment
+
+bp = Blueprint("attachments", __name__, url_prefix="/api/v1/attachments")
+TAGS = ("attachments",)
+SHA = "<string(length=64):sha256>"
+
+
+class AnnounceIn(Schema):
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    size = fields.Integer(required=True, validate=validate.Range(min=1))
+    content_type = fields.String(required=True, validate=validate.Length(1, 100))
+
+
+class TargetOut(Schema):
+    sha256 = fields.String(required=True)
+    exists = fields.Boolean(
+        required=True, metadata={"description": "True: the blob is stored; nothing to upload."}
+    )
+    method = fields.String(metadata={"description": "Upload with this HTTP method."})
+    url = fields.String(metadata={"description": "An absolute presigned URL, or a server path."})
+    headers = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "Send exactly."}
+    )
+    expires_at = fields.DateTime()
+
+
+class AttachmentOut(Schema):
+    sha256 = fields.String(required=True)
+    size = fields.Integer(required=True)
+    content_type = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    stored = fields.Function(lambda a: a.stored_at is not None, required=True)
+    stored_at = fields.DateTime(allow_none=True, required=True)
+
+
+def _settings():
+    return current_app.extensions["fieldsync.settings"]
+
+
+@operation(
+    "Announce a blob: where to upload it, or that it is stored already",
+    tags=TAGS,
+    description="With S3 storage the target is a presigned PUT to the bucket, followed by "
+    "POST .../complete; with local storage it is this server's PUT .../content. An upload "
+    "counts only after its size, sniffed type and SHA-256 are checked.",
+    body=AnnounceIn,
+    response=TargetOut,
+    status=201,
+    errors=[ErrorCode.ATTACHMENT_TOO_LARGE, ErrorCode.CONTENT_TYPE_NOT_ALLOWED],
+)
+def announce_view(body):
+    session = db_session()
+    result = announce(
+        session,
+        blob_store(),
+        g.user,
+        body["sha256"],
+        body["size"],
+        body["content_type"],
+        _settings().max_attachment_bytes,
+        url_for("attachments.upload_content", sha256=body["sha256"]),
+    )
+    session.commit()
+    reply = {"sha256": result.attachment.sha256, "exists": result.target is None}
+    if result.target is not None:
+        reply.update(
+            method=result.target.method,
+            url=result.target.url,
+            headers=result.target.headers,
+            expires_at=result.expires_at,
+        )
+    return reply
+
+
+bp.add_url_rule("", endpoint="announce", view_func=announce_view, methods=["POST"])
+
+
+@bp.put(f"/{SHA}/content", endpoint="upload_content")
+@operation(
+    "Upload a blob's bytes through the server (local storage)",
+    tags=TAGS,
+    body_type="*/*",
+    response=AttachmentOut,
+    errors=[
+        ErrorCode.ATTACHMENT_TOO_LARGE,
+        ErrorCode.CONTENT_TYPE_NOT_ALLOWED,
+        ErrorCode.HASH_MISMATCH,
+    ],
+)
+def upload_content(sha256: str):
+    session = db_session()
+    limit = _settings().max_attachment_bytes
+    if (request.content_length or 0) > limit:
+        raise too_large(limit)
+    # Beyond this Werkzeug stops reading, also for a body without Content-Length.
+    request.max_content_length = limit + 1
+    attachment = session.get(Attachment, sha256)
+    receive(session, blob_store(), attachment, g.user, request.stream, limit)
+    session.commit()
+    return attachment
+
+
+@bp.post(f"/{SHA}/complete", endpoint="complete_upload")
+@operation(
+    "Check a blob uploaded to its presigned URL; it counts from now on",
+    tags=TAGS,
+    response=AttachmentOut,
+    errors=[
+        ErrorCode.UPLOAD_INCOMPLETE,
+        ErrorCode.ATTACHMENT_TOO_LARGE,
+        ErrorCode.CONTENT_TYPE_NOT_ALLOWED,
+        ErrorCode.HASH_MISMATCH,
+    ],
+)
+def complete_upload(sha256: str):
+    session = db_session()
+    attachment = session.get(Attachment, sha256)
+    complete(session, blob_store(), attachment, g.user, _settings().max_attachment_bytes)
+    session.commit()
+    return attachment
+
+
+@bp.get(f"/{SHA}", endpoint="get_attachment")
+@operation("One attachment's metadata", tags=TAGS, response=AttachmentOut)
+def get_attachment(sha256: str):
+    return db_session().get(Attachment, sha256)
+
+
+@bp.get(f"/{SHA}/content", endpoint="download")
+@operation(
+    "Download a blob: a redirect to a presigned GET (S3) or the bytes themselves",
+    tags=TAGS,
+    response_type="application/octet-stream",
+    errors=[ErrorCode.UPLOAD_INCOMPLETE],
+)
+def download(sha256: str):
+    attachment = find_stored(db_session(), sha256)
+    store = blob_store()
+    url = store.download_url(stored_key(sha256), filename=f"{sha256}")
+    if url is not None:
+        return redirect(url, code=302)
+    response = send_file(
+        store.open(stored_key(sha256)),
+        mimetype=attachment.content_type,
+        etag=sha256,
+        max_age=86400,
+        conditional=True,
+        download_name=sha256,
+        as_attachment=not attachment.content_type.startswith("image/"),
+    )
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

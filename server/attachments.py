@@ -1,0 +1,235 @@
+"""Attachments: content-addressed by SHA-256, announced, uploaded, then checked.
+
+An attachment counts only once its bytes are checked: size within the limit and
+equal to the announced size, type sniffed from the bytes and allowed and equal to
+the announced type, SHA-256 equal to the announced hash. Uploads land under an
+`incoming/` key first and move to `attachments/<sha256>` only when they pass, so a
+bad upload can never replace good bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.blobs import BlobNotFound, BlobStore, UploadTarget
+from server.errors import ApiError, ErrorCode
+from server.models import Attachment, AttachmentUploader, User, utcnow
+from server.sniff import SNIFF_BYTES, sniff
+
+ALLOWED_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/heic", "image/gif", "application/pdf"}
+)
+UPLOAD_EXPIRES_SECONDS = 900
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1024 * 1024
+
+
+def stored_key(sha256: str) -> str:
+    """Where the checked bytes live."""
+    return f"attachments/{sha256[:2]}/{sha256}"
+
+
+def incoming_key(sha256: str, user_id: int) -> str:
+    """Where one uploader's unchecked bytes land; per user, so uploads never collide."""
+    return f"incoming/{sha256}/{user_id}"
+
+
+@dataclass(frozen=True)
+class Announced:
+    attachment: Attachment
+    target: UploadTarget | None  # None: the blob is stored already
+    expires_at: dt.datetime | None
+
+
+def _insert(session: Session, model):
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(ErrorCode.ATTACHMENT_TOO_LARGE, f"attachments may hold at most {limit} bytes")
+
+
+def check_claim(sha256: str, size: int, content_type: str, max_bytes: int) -> None:
+    """Refuse a claim that can never pass: bad hash, too large, a type not accepted."""
+    if not _SHA256.match(sha256):
+        message = "sha256 must be 64 lowercase hex digits"
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED, message, errors=[{"path": "/sha256", "message": message}]
+        )
+    if size > max_bytes:
+        raise too_large(max_bytes)
+    if content_type not in ALLOWED_TYPES:
+        raise ApiError(
+            ErrorCode.CONTENT_TYPE_NOT_ALLOWED,
+            f"accepted types: {', '.join(sorted(ALLOWED_TYPES))}",
+        )
+
+
+def announce(
+    session: Session,
+    store: BlobStore,
+    user: User,
+    sha256: str,
+    size: int,
+    content_type: str,
+    max_bytes: int,
+    local_upload_url: str,
+) -> Announced:
+    """Record that `user` wants to attach this blob, and say where to upload it."""
+    check_claim(sha256, size, content_type, max_bytes)
+    session.execute(
+        _insert(session, Attachment)
+        .values(
+            sha256=sha256,
+            size=size,
+            content_type=content_type,
+            created_by=user.id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    session.execute(
+        _insert(session, AttachmentUploader)
+        .values(sha256=sha256, user_id=user.id)
+        .on_conflict_do_nothing(index_elements=["sha256", "user_id"])
+    )
+    attachment = session.get(Attachment, sha256, populate_existing=True)
+    if attachment.stored_at is not None:
+        return Announced(attachment, None, None)
+    if (attachment.size, attachment.content_type) != (size, content_type):
+        # Someone announced the same hash with another size or type first; the bytes
+        # will decide, so a later correct upload still passes.
+        attachment.size, attachment.content_type = size, content_type
+    expires_at = utcnow() + dt.timedelta(seconds=UPLOAD_EXPIRES_SECONDS)
+    target = store.upload_target(
+        incoming_key(sha256, user.id), content_type, UPLOAD_EXPIRES_SECONDS
+    ) or UploadTarget("PUT", local_upload_url, {"Content-Type": content_type})
+    session.flush()
+    return Announced(attachment, target, expires_at)
+
+
+class _CheckingReader:
+    """A stream wrapper that hashes, counts and keeps the head of what passes through."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream, self.limit = stream, limit
+        self.digest, self.size, self.head = hashlib.sha256(), 0, b""
+
+    def read(self, amount: int = -1) -> bytes:
+        chunk = self.stream.read(_CHUNK if amount is None or amount < 0 else amount)
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        self.digest.update(chunk)
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+        return chunk
+
+
+def _verdict(attachment: Attachment, reader: _CheckingReader) -> ApiError | None:
+    if reader.size != attachment.size or reader.digest.hexdigest() != attachment.sha256:
+        return ApiError(
+            ErrorCode.HASH_MISMATCH,
+            f"received {reader.size} bytes whose SHA-256 is not the announced one"
+            if reader.digest.hexdigest() != attachment.sha256
+            else f"received {reader.size} bytes, announced {attachment.size}",
+        )
+    sniffed = sniff(reader.head)
+    if sniffed not in ALLOWED_TYPES or sniffed != attachment.content_type:
+        return ApiError(
+            ErrorCode.CONTENT_TYPE_NOT_ALLOWED,
+            f"the bytes are {sniffed or 'of an unknown type'}, announced {attachment.content_type}",
+        )
+    return None
+
+
+def _accept(session: Session, store: BlobStore, attachment: Attachment, key: str) -> Attachment:
+    store.move(key, stored_key(attachment.sha256))
+    attachment.stored_at = utcnow()
+    session.flush()
+    return attachment
+
+
+def receive(
+    session: Session,
+    store: BlobStore,
+    attachment: Attachment,
+    user: User,
+    stream: BinaryIO,
+    max_bytes: int,
+) -> Attachment:
+    """Take uploaded bytes from `stream` through the server, check them, keep them if good."""
+    if attachment.stored_at is not None:
+        return attachment
+    key = incoming_key(attachment.sha256, user.id)
+    reader = _CheckingReader(stream, max_bytes)
+    try:
+        store.put(key, reader, attachment.content_type)
+    except ApiError:
+        store.delete(key)
+        raise
+    failure = _verdict(attachment, reader)
+    if failure is not None:
+        store.delete(key)
+        raise failure
+    return _accept(session, store, attachment, key)
+
+
+def complete(
+    session: Session, store: BlobStore, attachment: Attachment, user: User, max_bytes: int
+) -> Attachment:
+    """Check bytes the user uploaded straight to the store (presigned PUT), keep them if good."""
+    if attachment.stored_at is not None:
+        return attachment
+    key = incoming_key(attachment.sha256, user.id)
+    info = store.stat(key)
+    if info is None:
+        raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "nothing was uploaded to the target yet")
+    if info.size > max_bytes:
+        store.delete(key)
+        raise too_large(max_bytes)
+    reader = _CheckingReader(store.open(key), max_bytes)
+    try:
+        while reader.read(_CHUNK):
+            pass
+    finally:
+        reader.stream.close()
+    failure = _verdict(attachment, reader)
+    if failure is not None:
+        store.delete(key)
+        raise failure
+    try:
+        return _accept(session, store, attachment, key)
+    except BlobNotFound:
+        raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "the upload vanished; send it again") from None
+
+
+def attachment_grid_ids(session: Session, sha256: str) -> set[int]:
+    """Grids of the records whose fields hold this attachment."""
+    from sync.store import tables as t
+
+    holder = t.field_state.c.value["sha256"].as_string()
+    query = (
+        select(t.records.c.grid_id)
+        .distinct()
+        .join(t.field_state, t.field_state.c.record_id == t.records.c.record_id)
+        .where(holder == sha256)
+    )
+    return set(session.scalars(query))
+
+
+def find_stored(session: Session, sha256: str) -> Attachment:
+    """The checked attachment; 409 while its bytes are not in yet."""
+    attachment = session.get(Attachment, sha256)
+    if attachment is None or attachment.stored_at is None:
+        raise ApiError(ErrorCode.UPLOAD_INCOMPLETE)
+    return attachment

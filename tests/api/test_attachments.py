@@ -1,0 +1,138 @@
+"""Attachments end to end, one contract for local storage and S3 (a real moto_server)."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from tests.api.problems import assert_problem
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 40
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 500
+
+
+def claim(data: bytes, content_type: str = "image/jpeg") -> dict:
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "content_type": content_type,
+    }
+
+
+def upload(client, world, who: str, target: dict, data: bytes):
+    """Send the bytes where the target says; for S3 also ask the server to check them."""
+    sha = target["sha256"]
+    if target["url"].startswith("/"):
+        return client.put(
+            target["url"], data=data, headers={**target["headers"], **world.headers(who)}
+        )
+    reply = requests.put(target["url"], data=data, headers=target["headers"], timeout=10)
+    assert reply.status_code == 200, reply.text
+    return client.post(f"/api/v1/attachments/{sha}/complete", headers=world.headers(who))
+
+
+def download(client, world, who: str, sha: str) -> bytes:
+    reply = client.get(f"/api/v1/attachments/{sha}/content", headers=world.headers(who))
+    if reply.status_code == 302:
+        location = reply.headers["Location"]
+        assert urlparse(location).scheme == "http"
+        return requests.get(location, timeout=10).content
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    data = reply.get_data()
+    reply.close()  # the server streams the file; closing the response closes it
+    return data
+
+
+def announce(client, world, who: str, body: dict):
+    return client.post("/api/v1/attachments", json=body, headers=world.headers(who))
+
+
+def test_upload_check_and_download(blob_client, world, blob_backend):
+    body = claim(JPEG)
+    reply = announce(blob_client, world, "worker", body)
+    assert reply.status_code == 201, reply.get_json()
+    target = reply.get_json()
+    assert target["exists"] is False
+    assert target["method"] == "PUT"
+    assert target["headers"] == {"Content-Type": "image/jpeg"}
+    assert target["url"].startswith("http" if blob_backend == "s3" else "/api/v1/attachments/")
+    meta = blob_client.get(f"/api/v1/attachments/{body['sha256']}", headers=world.headers("worker"))
+    assert meta.get_json()["stored"] is False
+    early = blob_client.get(
+        f"/api/v1/attachments/{body['sha256']}/content", headers=world.headers("worker")
+    )
+    assert_problem(early, 409, "upload_incomplete")
+    stored = upload(blob_client, world, "worker", target, JPEG)
+    assert stored.status_code == 200, stored.get_json()
+    assert stored.get_json()["stored"] is True
+    assert download(blob_client, world, "worker", body["sha256"]) == JPEG
+    again = announce(blob_client, world, "worker", body).get_json()
+    assert again == {"sha256": body["sha256"], "exists": True}
+
+
+def test_bytes_that_do_not_match_the_hash_are_refused(blob_client, world):
+    body = claim(JPEG)
+    target = announce(blob_client, world, "worker", body).get_json()
+    forged = JPEG[:-1] + b"\x00"
+    assert_problem(upload(blob_client, world, "worker", target, forged), 422, "hash_mismatch")
+    meta = blob_client.get(f"/api/v1/attachments/{body['sha256']}", headers=world.headers("worker"))
+    assert meta.get_json()["stored"] is False
+    # The right bytes afterwards still go through.
+    target = announce(blob_client, world, "worker", body).get_json()
+    assert upload(blob_client, world, "worker", target, JPEG).status_code == 200
+
+
+def test_the_type_is_sniffed_from_the_bytes(blob_client, world):
+    html = b"<html><script>alert(1)</script></html>"
+    target = announce(blob_client, world, "worker", claim(html, "image/png")).get_json()
+    assert_problem(
+        upload(blob_client, world, "worker", target, html), 422, "content_type_not_allowed"
+    )
+    mislabelled = announce(blob_client, world, "worker", claim(PNG, "image/jpeg")).get_json()
+    assert_problem(
+        upload(blob_client, world, "worker", mislabelled, PNG), 422, "content_type_not_allowed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"size": 10**9}, 413, "attachment_too_large"),
+        ({"content_type": "text/html"}, 422, "content_type_not_allowed"),
+        ({"sha256": "ABC"}, 422, "validation_failed"),
+        ({"size": 0}, 422, "validation_failed"),
+    ],
+)
+def test_claims_that_cannot_pass_are_refused_up_front(blob_client, world, change, status, code):
+    assert_problem(announce(blob_client, world, "worker", {**claim(JPEG), **change}), status, code)
+
+
+def test_an_upload_larger_than_the_limit_stops(blob_client, world, blob_settings, database):
+    from server import create_app
+
+    small = create_app(blob_settings.replace(max_attachment_bytes=1000), database).test_client()
+    data = JPEG[:900]
+    target = announce(small, world, "worker", claim(data)).get_json()
+    assert_problem(upload(small, world, "worker", target, JPEG), 413, "attachment_too_large")
+    too_big = announce(small, world, "worker", claim(JPEG))
+    assert_problem(too_big, 413, "attachment_too_large")
+
+
+def test_attachments_are_reachable_only_in_scope(blob_client, world):
+    body = claim(JPEG)
+    target = announce(blob_client, world, "worker", body).get_json()
+    upload(blob_client, world, "worker", target, JPEG)
+    for who in ("worker2", "supervisor"):
+        meta = blob_client.get(f"/api/v1/attachments/{body['sha256']}", headers=world.headers(who))
+        assert_problem(meta, 404, "not_found")
+        content = blob_client.get(
+            f"/api/v1/attachments/{body['sha256']}/content", headers=world.headers(who)
+        )
+        assert_problem(content, 404, "not_found")
+    assert download(blob_client, world, "admin", body["sha256"]) == JPEG
+    # Announcing the same bytes makes them reachable for that uploader, without a new upload.
+    assert announce(blob_client, world, "worker2", body).get_json()["exists"] is True
+    assert download(blob_client, world, "worker2", body["sha256"]) == JPEG
