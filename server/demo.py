@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.form_store import install_builtin
 from server.grids import create_grid
 from server.models import Grid, GridLevel, Role, User
 from server.passwords import hash_password
@@ -72,6 +73,7 @@ def load(session: Session) -> bool:
     """Create the demo data unless it is there already; True when it was created."""
     if session.scalar(select(Grid.id).where(Grid.code == STREET_CODE)) is not None:
         return False
+    install_builtin(session)
     grids = _build_grids(session)
     for login in DEMO_LOGINS:
         user = User(

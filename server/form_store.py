@@ -24,6 +24,7 @@ from forms import DefinitionError, FormVersion, from_dict, to_dict
 from forms.builtin import NAMES as BUILTIN_NAMES
 from forms.builtin import definition as builtin_definition
 from forms.io import FormFileError, read_form
+from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import StoredForm, StoredFormVersion, VersionStatus, utcnow
 
@@ -58,8 +59,17 @@ def _require(session: Session, form_id: str, version: int) -> StoredFormVersion:
     return row
 
 
+def _audit(session: Session, action: Action, row: StoredFormVersion, user_id: int | None) -> None:
+    details = {"form_id": row.form_id, "version": row.version, "digest": row.digest}
+    record_event(session, action, "form_version", f"{row.form_id}/{row.version}", details, user_id)
+
+
 def save_draft(
-    session: Session, definition: dict, source_format: str, source_name: str = ""
+    session: Session,
+    definition: dict,
+    source_format: str,
+    source_name: str = "",
+    user_id: int | None = None,
 ) -> StoredFormVersion:
     """Store a definition as the form's draft: replace an open draft, else add version N+1."""
     form_id = definition.get("form_id")
@@ -92,24 +102,31 @@ def save_draft(
     row.source_name = source_name[:300]
     form.title = dict(version.title)
     session.flush()
+    _audit(session, Action.FORM_IMPORTED, row, user_id)
     return row
 
 
 def import_file(
-    session: Session, path: str | Path, form_id: str | None = None, publish: bool = False
+    session: Session,
+    path: str | Path,
+    form_id: str | None = None,
+    publish: bool = False,
+    user_id: int | None = None,
 ) -> StoredFormVersion:
     """Read an XLSForm, XForm or JSON file and store it as a draft (then publish it)."""
     try:
         definition, source_format = read_form(Path(path), form_id)
     except FormFileError as error:
         raise ApiError(ErrorCode.INVALID_FORM, str(error)) from None
-    row = save_draft(session, definition, source_format, Path(path).name)
+    row = save_draft(session, definition, source_format, Path(path).name, user_id)
     if publish:
-        publish_version(session, row.form_id, row.version)
+        publish_version(session, row.form_id, row.version, user_id)
     return row
 
 
-def publish_version(session: Session, form_id: str, version: int) -> StoredFormVersion:
+def publish_version(
+    session: Session, form_id: str, version: int, user_id: int | None = None
+) -> StoredFormVersion:
     """Freeze a draft and offer it to devices; its references must name stored forms."""
     row = _require(session, form_id, version)
     if row.status != VersionStatus.DRAFT:
@@ -125,10 +142,13 @@ def publish_version(session: Session, form_id: str, version: int) -> StoredFormV
     row.status = VersionStatus.PUBLISHED
     row.published_at = utcnow()
     session.flush()
+    _audit(session, Action.FORM_PUBLISHED, row, user_id)
     return row
 
 
-def retire_version(session: Session, form_id: str, version: int) -> StoredFormVersion:
+def retire_version(
+    session: Session, form_id: str, version: int, user_id: int | None = None
+) -> StoredFormVersion:
     """Take a published version out of the device bundle; records made with it keep it."""
     row = _require(session, form_id, version)
     if row.status != VersionStatus.PUBLISHED:
@@ -136,6 +156,7 @@ def retire_version(session: Session, form_id: str, version: int) -> StoredFormVe
     row.status = VersionStatus.RETIRED
     row.retired_at = utcnow()
     session.flush()
+    _audit(session, Action.FORM_RETIRED, row, user_id)
     return row
 
 

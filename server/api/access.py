@@ -104,6 +104,18 @@ RULES: dict[str, Rule] = {
     "attachments.complete_upload": user(ALL, "attachment"),
     "attachments.get_attachment": user(ALL, "attachment"),
     "attachments.download": user(ALL, "attachment"),
+    # forms
+    "forms.list_forms": user(ALL),
+    "forms.bundle": device(),
+    "forms.get_version": user(ALL),
+    "forms.export_version": user(STAFF),
+    "forms.import_form": user(ADMIN),
+    "forms.publish": user(ADMIN),
+    "forms.retire": user(ADMIN),
+    # audit
+    "audit.list_events": user(STAFF),
+    "audit.get_record_history": user(STAFF, "record"),
+    "audit.record_as_of": user(STAFF, "record"),
     # web
     "web.signin_form": PUBLIC,
     "web.signin": PUBLIC,

@@ -1,0 +1,114 @@
+"""`fieldsync forms`: import, export, list, publish and retire form versions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from server.cli.context import Context, fail, pass_context
+from server.errors import ApiError
+
+
+@click.group()
+def forms() -> None:
+    """Form definitions and their versions."""
+
+
+@forms.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--publish", is_flag=True, help="Publish the version once imported.")
+@click.option("--form-id", default=None, help="Store under this form id instead of the file's.")
+@pass_context
+def forms_import(context: Context, file: Path, publish: bool, form_id: str | None) -> None:
+    """Import an XLSForm (.xlsx, .xls), XForm (.xml) or JSON definition as a draft."""
+    from server import form_store
+
+    if not file.exists():
+        fail(f"{file}: no such file")
+    try:
+        with context.database.session() as session:
+            row = form_store.import_file(session, file, form_id, publish)
+            summary = f"{row.form_id} v{row.version} {row.status}"
+    except ApiError as error:
+        fail(error.detail)
+    click.echo(f"imported {summary}")
+
+
+@forms.command("export")
+@click.argument("form_id")
+@click.option("--version", "version", type=int, default=None, help="Default: newest published.")
+@click.option("--format", "fmt", type=click.Choice(["xlsform", "xform", "json"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@pass_context
+def forms_export(
+    context: Context, form_id: str, version: int | None, fmt: str, output: Path | None
+) -> None:
+    """Write a version as XLSForm (.xlsx), XForm or JSON (to a file, or text to stdout)."""
+    from forms import from_dict
+    from forms.io import SUFFIXES, write_form
+    from server import form_store
+
+    try:
+        with context.database.session() as session:
+            row = form_store.stored_version(session, form_id, version)
+            built = from_dict(row.definition)
+    except ApiError as error:
+        fail(error.detail)
+    data = write_form(built, fmt)
+    if output is None and fmt == "xlsform":
+        output = Path(f"{built.form_id}-v{built.version}{SUFFIXES[fmt]}")
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    output.write_bytes(data)
+    click.echo(f"wrote {output}")
+
+
+@forms.command("list")
+@pass_context
+def forms_list(context: Context) -> None:
+    """Every stored version with its status."""
+    from server import form_store
+
+    with context.database.session() as session:
+        rows = [form_store.version_summary(row) for row in form_store.list_versions(session)]
+    for row in rows:
+        title = " / ".join(row["title"].values())
+        click.echo(f"{row['form_id']:<24} v{row['version']:<4} {row['status']:<10} {title}")
+    if not rows:
+        click.echo("no forms")
+
+
+def _change(context: Context, action, form_id: str, version: int, verb: str) -> None:
+    try:
+        with context.database.session() as session:
+            row = action(session, form_id, version)
+            summary = f"{row.form_id} v{row.version}"
+    except ApiError as error:
+        fail(error.detail)
+    click.echo(f"{verb} {summary}")
+
+
+@forms.command("publish")
+@click.argument("form_id")
+@click.argument("version", type=int)
+@pass_context
+def forms_publish(context: Context, form_id: str, version: int) -> None:
+    """Publish a draft version: it becomes immutable and devices receive it."""
+    from server.form_store import publish_version
+
+    _change(context, publish_version, form_id, version, "published")
+
+
+@forms.command("retire")
+@click.argument("form_id")
+@click.argument("version", type=int)
+@pass_context
+def forms_retire(context: Context, form_id: str, version: int) -> None:
+    """Retire a published version: devices stop receiving it; its records keep it."""
+    from server.form_store import retire_version
+
+    _change(context, retire_version, form_id, version, "retired")
