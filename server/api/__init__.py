@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from server.api import access, attachments, devices, forms, grids, openapi, users
+from server.api import access, attachments, audit, devices, forms, grids, openapi, users
 from server.web import bp as web_bp
 
 
 def blueprints() -> list[Blueprint]:
     """Every API blueprint; add a module's `bp` here to serve it."""
-    return [access.bp, users.bp, devices.bp, grids.bp, attachments.bp, forms.bp, openapi.bp, web_bp]
+    return [
+        access.bp,
+        users.bp,
+        devices.bp,
+        grids.bp,
+        attachments.bp,
+        forms.bp,
+        audit.bp,
+        openapi.bp,
+        web_bp,
+    ]
