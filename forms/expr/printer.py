@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from forms.expr.syntax import PRECEDENCE, Binary, Call, Current, Literal, Node, Path, Ref, Unary
+from forms.expr.values import format_number
 
 _LEVEL = {op: depth for depth, ops in enumerate(PRECEDENCE) for op in ops}
 _LEVEL["|"] = len(PRECEDENCE) + 1
@@ -19,9 +20,7 @@ def _number(value: float) -> str:
             if math.isinf(value)
             else "(0 div 0)"
         )
-    if value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
+    return format_number(value)
 
 
 def _string(value: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 NAN = float("nan")
 EPOCH = date(1970, 1, 1)
@@ -37,7 +38,8 @@ def format_number(value: float) -> str:
         return "Infinity" if value > 0 else "-Infinity"
     if value == int(value) and abs(value) < 1e16:
         return str(int(value))
-    return repr(value)
+    # XPath spells numbers without exponents; the shortest repr keeps every digit.
+    return format(Decimal(repr(value)), "f")
 
 
 def _point(value: dict) -> str:
