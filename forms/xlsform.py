@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -267,9 +268,12 @@ def convert(data: bytes | dict, file_type: str | None = None) -> Any:
     from pyxform.xls2xform import convert as pyxform_convert
 
     try:
-        return pyxform_convert(
-            xlsform=data, validate=False, pretty_print=True, file_type=file_type, warnings=[]
-        )
+        with warnings.catch_warnings():
+            # openpyxl warns about styles and document properties, which a form does not use.
+            warnings.simplefilter("ignore", UserWarning)
+            return pyxform_convert(
+                xlsform=data, validate=False, pretty_print=True, file_type=file_type, warnings=[]
+            )
     except PyXFormError as error:
         raise XLSFormError(first_problem(str(error))) from None
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as error:

@@ -120,7 +120,7 @@ def import_form(query):
         )
     session.commit()
     form_store.catalog_for(database()).forget_missing()
-    return jsonify(_summary(row)), 201
+    return _summary(row)
 
 
 @bp.post("/<form_id>/versions/<int:version>/publish", endpoint="publish")

@@ -1,0 +1,48 @@
+"""The forms HTTP API: bundle with ETag and 304, publish and retire for admins only."""
+
+from forms.builtin import source_path
+from server.devices import register_device
+from server.form_store import install_builtin
+from server.models import User
+from server.passwords import hash_password
+
+
+def token_for(database, role):
+    with database.session() as session:
+        user = User(username=role, role=role, password_hash=hash_password("pw-123456789"))
+        session.add(user)
+        session.flush()
+        _, token = register_device(session, user, "phone")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_bundle_etag_and_admin_changes(client, database):
+    with database.session() as session:
+        install_builtin(session)
+    worker, admin = token_for(database, "worker"), token_for(database, "admin")
+    first = client.get("/api/v1/forms/bundle", headers=worker)
+    assert first.status_code == 200
+    assert {f["form_id"] for f in first.json["forms"]} >= {"household", "hazard_check"}
+    etag = first.headers["ETag"]
+    cached = client.get("/api/v1/forms/bundle", headers={**worker, "If-None-Match": etag})
+    assert cached.status_code == 304
+    refused = client.post("/api/v1/forms/hazard_check/versions/1/retire", headers=worker)
+    assert refused.status_code == 403
+    body = source_path("hazard_check").read_bytes()
+    imported = client.post(
+        "/api/v1/forms/import?name=hazard.json&publish=true",
+        data=body,
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert imported.status_code == 201, imported.json
+    assert imported.json["version"] == 2
+    retired = client.post("/api/v1/forms/hazard_check/versions/1/retire", headers=admin)
+    assert retired.json["status"] == "retired"
+    changed = client.get("/api/v1/forms/bundle", headers={**worker, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    bad = client.post(
+        "/api/v1/forms/import?name=bad.json",
+        data=b"[1]",
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert bad.status_code == 422 and bad.json["code"] == "invalid_form"
