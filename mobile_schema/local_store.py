@@ -62,14 +62,15 @@ def layout_sql() -> str:
     return (resources.files("mobile_schema") / "store.sql").read_text("utf-8")
 
 
-def _connect(path: str | Path) -> sqlite3.Connection:
+def _connect(path: str | Path, durable: bool) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so every step is one
     # explicit transaction and nothing is committed behind our back.
     connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
     connection.execute("PRAGMA journal_mode=WAL")
     # FULL: an edit the user saw saved must survive a power cut, not only a crash.
-    connection.execute("PRAGMA synchronous=FULL")
+    # NORMAL still survives a killed app; only throwaway stores (tests) use it.
+    connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
@@ -133,9 +134,12 @@ def split_statements(script: str) -> list[str]:
 class LocalStore:
     """One device's SQLite file; every change goes through `transaction()`."""
 
-    def __init__(self, path: str | Path, server_url: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, server_url: str | None = None, *, durable: bool = True
+    ) -> None:
         self.path = Path(path)
-        self.connection = _connect(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = _connect(self.path, durable)
         try:
             migrate(self.connection)
             if self.connection.execute("SELECT 1 FROM device").fetchone() is None:

@@ -280,13 +280,15 @@ class SyncLoop:
         if expected > state.acked_seq:
             raise ProtocolError(f"seq_gap expects {expected} but {state.acked_seq + 1} was sent")
         with self.store.transaction("seq_gap") as connection:
-            # The server lost ops it had acknowledged (a restore): send them again,
-            # and show them over the pulled state until a pull brings them back.
+            # The server lost ops it had acknowledged: it was restored from a backup.
+            # Send them again, show them over the pulled state until a pull brings
+            # them back, and read a snapshot: the cursor belongs to the lost timeline.
             first = connection.execute(
                 "SELECT id FROM ops WHERE device_id = ? AND seq = ?", (state.device_id, expected)
             ).fetchone()
             connection.execute(
-                "UPDATE device SET acked_seq = ?, reflected_op = min(reflected_op, ?)",
+                "UPDATE device SET acked_seq = ?, reflected_op = min(reflected_op, ?),"
+                " snapshot_cursor = COALESCE(snapshot_cursor, 0)",
                 (expected - 1, first["id"] - 1),
             )
 

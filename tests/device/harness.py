@@ -17,7 +17,7 @@ def open_device(
     path: Path, transport: Transport, credentials: tuple[str, str] | None = None, **options: Any
 ) -> DeviceClient:
     """A client on the store at `path` (created when new), as a restarted app would open it."""
-    store = LocalStore(path, SERVER_URL)
+    store = LocalStore(path, SERVER_URL, durable=False)
     return DeviceClient(
         store, transport, credentials=(lambda: credentials) if credentials else None, **options
     )

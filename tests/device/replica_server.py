@@ -86,6 +86,7 @@ class ReplicaServer:
         self.max_ops = max_ops
         self.page_size = page_size
         self.requests: list[Request] = []
+        self.expired: list[tuple[int, int]] = []  # cursors low < c <= high answer 410
         self.fail: Callable[[Request], str | None] = lambda request: None
 
     def wall(self) -> int:
@@ -100,7 +101,13 @@ class ReplicaServer:
         return copy.deepcopy(self.state)
 
     def restore(self, backup: ServerState) -> None:
+        """Go back to a backup, as docs/device.md asks of a restored server: positions
+        jump past every one handed out before, and cursors in between answer 410."""
+        newest = self.state.replica.position
         self.state = copy.deepcopy(backup)
+        restart = newest + 1000
+        self.expired.append((self.state.replica.position, restart))
+        self.state.replica.position = restart
 
     def revoke(self, device_id: str) -> None:
         self.state.devices = {t: d for t, d in self.state.devices.items() if d != device_id}
@@ -246,6 +253,8 @@ class ReplicaServer:
     def page(self, path: str, user: User, query: dict[str, Any]) -> Reply:
         limit = min(query.get("limit", self.page_size), self.page_size)
         replica = self.state.replica
+        if path.endswith("pull") and any(lo < query["cursor"] <= hi for lo, hi in self.expired):
+            return problem(410, "cursor_expired", "the server was restored from a backup")
         try:
             if path.endswith("pull"):
                 page = replica.pull(user.grid_ids, query["cursor"], limit)

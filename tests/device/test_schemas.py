@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mobile_schema.schemas import SchemaError, json_pointer, schema, schema_names, validate
+from mobile_schema.schemas import (
+    SchemaError,
+    bundled,
+    json_pointer,
+    schema,
+    schema_names,
+    validate,
+)
 from tests.device.examples import (
     CONFLICT,
     OP,
@@ -230,3 +237,25 @@ def test_deep_nesting_is_refused_not_raised():
     for _ in range(5000):
         deep = [deep]
     assert validate("op", changed(OP, "/value", deep))
+
+
+def reference_validators():
+    """Validators that resolve $refs through a registry: what inlining must agree with."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    documents = {name: schema(name) for name in [*schema_names(), "common"]}
+    registry = Registry().with_resources(
+        (doc["$id"], Resource.from_contents(doc, DRAFT202012)) for doc in documents.values()
+    )
+    return {name: Draft202012Validator(doc, registry=registry) for name, doc in documents.items()}
+
+
+def test_inlined_schemas_decide_as_the_referenced_ones():
+    references = reference_validators()
+    cases = [(n, i) for n, items in VALID.items() for i in items] + [(n, i) for n, i, _ in INVALID]
+    for name, instance in cases:
+        assert references[name].is_valid(instance) == (validate(name, instance) == []), name
+    for name in schema_names():
+        assert '"$ref"' not in json.dumps(bundled(name)), name

@@ -1,0 +1,144 @@
+"""Kill the device between any two steps: after a restart nothing is lost or doubled.
+
+The scenario runs once to count the device's steps (store transactions and requests),
+then once per step and mode with the device killed at that step, reopened from disk,
+and the interrupted action carried on (an edit the user saw saved is not made again;
+an edit that was lost is). Every run must end in the state of the run with no kill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mobile_schema.client import DeviceClient
+from tests.device.conftest import GRID_A, GRID_B
+from tests.device.faults import Faults, Killed, open_faulty
+from tests.device.harness import canonical, journal, open_device, view
+from tests.device.replica_server import ReplicaServer
+
+R1 = "11111111-1111-4111-8111-111111111111"
+R2 = "22222222-2222-4222-8222-222222222222"
+OPTIONS = {"push_batch": 2, "page_limit": 2}
+
+Edit = Callable[[DeviceClient], Any]
+SCRIPT: list[tuple[str, Edit | None]] = [
+    (
+        "edit",
+        lambda c: c.create("household", GRID_A, {"head_name": "王", "notes": "n1"}, record_id=R1),
+    ),
+    (
+        "edit",
+        lambda c: c.create(
+            "hazard_check", GRID_B, {"severity": "low", "categories": ["fire", "gas"]}, record_id=R2
+        ),
+    ),
+    ("sync", None),
+    ("other", None),
+    ("edit", lambda c: c.set(R2, "categories", ["gas", "flood"])),
+    ("edit", lambda c: c.set(R1, "head_name", "王芳")),
+    ("sync", None),
+    ("edit", lambda c: c.set(R2, "severity", "high")),
+    ("restore", None),
+    ("sync", None),
+]
+
+
+def run(tmp_path, faults: Faults) -> tuple[ReplicaServer, DeviceClient, DeviceClient]:
+    server = ReplicaServer(page_size=3)
+    credentials = {u: (u, server.add_user(u, [GRID_A, GRID_B])) for u in ("worker1", "worker2")}
+    other = open_device(tmp_path / "other.db", server, credentials["worker2"], **OPTIONS)
+    other.register(*credentials["worker2"])
+    other.sync()
+    phone = open_faulty(tmp_path / "phone.db", server, faults, credentials["worker1"], **OPTIONS)
+    phone.register(*credentials["worker1"])
+    phone.sync()
+    backup = None
+
+    def restart(client: DeviceClient) -> DeviceClient:
+        client.close()
+        return open_faulty(tmp_path / "phone.db", server, faults, credentials["worker1"], **OPTIONS)
+
+    faults.armed = True
+    for action, edit in SCRIPT:
+        if action == "other":
+            backup = server.backup()
+            other.sync()
+            other.set(R1, "notes", "from the other phone")
+            other.sync()
+        elif action == "restore":
+            server.restore(backup)  # the server loses everything after the backup
+        elif action == "edit":
+            made = len(journal(phone))
+            try:
+                edit(phone)
+            except Killed:
+                phone = restart(phone)
+                if len(journal(phone)) == made:  # the edit was lost: the user makes it again
+                    edit(phone)
+        else:
+            while True:
+                try:
+                    phone.sync()
+                    break
+                except Killed:
+                    phone = restart(phone)
+    faults.armed = False
+    for client in (phone, other, phone, other):
+        client.sync()
+    return server, phone, other
+
+
+def server_values(server: ReplicaServer) -> dict[tuple[str, str], str]:
+    return {slot: canonical(v.value) for slot, v in server.state.replica.state().items()}
+
+
+def check_invariants(server: ReplicaServer, phone: DeviceClient, other: DeviceClient) -> None:
+    mine = journal(phone)
+    device_id = phone.state().device_id
+    assert [seq for _, seq, _ in mine] == list(range(1, len(mine) + 1))
+    assert {d for d, _, _ in mine} == {device_id}
+    log = [s.op for s in server.state.replica.log() if s.op.device_id == device_id]
+    assert sorted(op.seq for op in log) == list(range(1, len(mine) + 1))
+    assert (phone.state().acked_seq, phone.unsent_count()) == (len(mine), 0)
+    values = server_values(server)
+    for client in (phone, other):
+        assert {slot: canonical(v) for slot, v in view(client).items()} == values
+        assert client.state().cursor == server.state.replica.position
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    faults = Faults()
+    server, phone, other = run(tmp_path_factory.mktemp("reference"), faults)
+    check_invariants(server, phone, other)
+    result = (faults.count, server_values(server), journal(phone))
+    phone.close()
+    other.close()
+    return result
+
+
+def test_the_scenario_has_steps_of_every_kind(reference):
+    steps, values, ops = reference
+    assert steps > 30
+    assert len(ops) == 9
+    assert values[(R1, "head_name")] == canonical("王芳")
+    assert values[(R2, "categories")] == canonical(["flood", "gas"])
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_a_kill_at_any_step_loses_and_doubles_nothing(tmp_path, reference, mode):
+    steps, values, ops = reference
+    contents = sorted(content for _, _, content in ops)
+    for at in range(1, steps + 1):
+        faults = Faults(at=at, mode=mode)
+        server, phone, other = run(tmp_path / f"{mode}-{at}", faults)
+        try:
+            check_invariants(server, phone, other)
+            assert server_values(server) == values, faults.steps[-1]
+            assert sorted(content for _, _, content in journal(phone)) == contents
+        finally:
+            phone.close()
+            other.close()
