@@ -132,6 +132,7 @@ VALID: dict[str, list[Any]] = {
                     "version": 2,
                     "title": {"zh": "住户", "en": "Household"},
                     "published_at": "2026-01-02T03:04:05.123+08:00",
+                    "digest": SHA,
                     "definition": {"fields": []},
                 }
             ]
