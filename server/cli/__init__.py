@@ -8,6 +8,7 @@ from server.cli.audit import audit
 from server.cli.context import Context
 from server.cli.db import db
 from server.cli.demo import demo
+from server.cli.device import device
 from server.cli.forms import forms
 from server.cli.grids import grids
 from server.cli.users import users
@@ -21,7 +22,7 @@ def cli(ctx: click.Context) -> None:
     ctx.call_on_close(context.close)
 
 
-for group in (audit, db, demo, forms, grids, users):
+for group in (audit, db, demo, device, forms, grids, users):
     cli.add_command(group)
 
 
