@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.blobs import BlobNotFound, BlobStore, UploadTarget
 from server.errors import ApiError, ErrorCode
 from server.models import Attachment, AttachmentUploader, User, utcnow
@@ -152,10 +153,21 @@ def _verdict(attachment: Attachment, reader: _CheckingReader) -> ApiError | None
     return None
 
 
-def _accept(session: Session, store: BlobStore, attachment: Attachment, key: str) -> Attachment:
+def _accept(
+    session: Session, store: BlobStore, attachment: Attachment, key: str, user: User
+) -> Attachment:
     store.move(key, stored_key(attachment.sha256))
     attachment.stored_at = utcnow()
     session.flush()
+    details = {"size": attachment.size, "content_type": attachment.content_type}
+    record_event(
+        session,
+        Action.ATTACHMENT_UPLOADED,
+        "attachment",
+        attachment.sha256,
+        details,
+        grid_ids=[grid.id for grid in user.grids],
+    )
     return attachment
 
 
@@ -181,7 +193,7 @@ def receive(
     if failure is not None:
         store.delete(key)
         raise failure
-    return _accept(session, store, attachment, key)
+    return _accept(session, store, attachment, key, user)
 
 
 def complete(
@@ -208,7 +220,7 @@ def complete(
         store.delete(key)
         raise failure
     try:
-        return _accept(session, store, attachment, key)
+        return _accept(session, store, attachment, key, user)
     except BlobNotFound:
         raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "the upload vanished; send it again") from None
 

@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.models import Device, User, UserGrid, utcnow
 from server.scope import Scope
 
@@ -32,6 +33,16 @@ def register_device(session: Session, user: User, name: str = "") -> tuple[Devic
     )
     session.add(device)
     session.flush()
+    record_event(
+        session,
+        Action.DEVICE_REGISTERED,
+        "device",
+        device.id,
+        {"name": name},
+        user_id=user.id,
+        device_id=device.id,
+        grid_ids=[grid.id for grid in user.grids],
+    )
     return device, token
 
 
@@ -48,6 +59,14 @@ def revoke_device(session: Session, device: Device) -> None:
     if device.revoked_at is None:
         device.revoked_at = utcnow()
         session.flush()
+        record_event(
+            session,
+            Action.DEVICE_REVOKED,
+            "device",
+            device.id,
+            {"owner_id": device.user_id, "name": device.name},
+            grid_ids=[grid.id for grid in device.user.grids],
+        )
 
 
 def devices_query(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import Grid, GridLevel, utcnow
 
@@ -74,15 +75,20 @@ def add_grid(
         raise _fail(problem, "/level" if level not in ALLOWED_PARENTS else "/parent_id")
     if session.scalar(select(Grid.id).where(Grid.code == code)) is not None:
         raise ApiError(ErrorCode.CONFLICT, f"a grid with code {code!r} exists")
-    return create_grid(session, code, name, level, parent)
+    grid = create_grid(session, code, name, level, parent)
+    details = {"code": code, "name": name, "level": level, "parent_id": grid.parent_id}
+    record_event(session, Action.GRID_CREATED, "grid", grid.id, details, grid_ids=[grid.id])
+    return grid
 
 
 def rename_grid(session: Session, grid: Grid, name: str) -> Grid:
     """Give the grid a new display name."""
     if not name.strip():
         raise _fail("a name is required", "/name")
+    details = {"name": {"old": grid.name, "new": name.strip()}}
     grid.name = name.strip()
     session.flush()
+    record_event(session, Action.GRID_CHANGED, "grid", grid.id, details, grid_ids=[grid.id])
     return grid
 
 
@@ -93,7 +99,7 @@ def move_grid(session: Session, grid: Grid, new_parent: Grid | None) -> Grid:
     problem = placement_problem(grid.level, new_parent)
     if problem:
         raise _fail(problem, "/parent_id")
-    old_path = grid.path
+    old_path, old_parent = grid.path, grid.parent_id
     new_path = f"{new_parent.path if new_parent else '/'}{grid.id}/"
     deepest = session.scalar(
         select(func.max(func.length(Grid.path))).where(Grid.path.startswith(old_path))
@@ -109,18 +115,27 @@ def move_grid(session: Session, grid: Grid, new_parent: Grid | None) -> Grid:
         execution_options={"synchronize_session": False},
     )
     session.expire_all()
-    return session.get(Grid, grid.id)
+    moved = session.get(Grid, grid.id)
+    details = {
+        "parent_id": {"old": old_parent, "new": moved.parent_id},
+        "path": {"old": old_path, "new": new_path},
+    }
+    record_event(session, Action.GRID_CHANGED, "grid", moved.id, details, grid_ids=[moved.id])
+    return moved
 
 
 def retire_grid(session: Session, grid: Grid) -> int:
     """Retire the grid and its sub-grids (records stay); the number of grids retired."""
+    grid_id, path = grid.id, grid.path
     result = session.execute(
         update(Grid)
-        .where(Grid.path.startswith(grid.path), Grid.retired_at.is_(None))
+        .where(Grid.path.startswith(path), Grid.retired_at.is_(None))
         .values(retired_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
     session.expire_all()
+    details = {"retired": result.rowcount, "path": path}
+    record_event(session, Action.GRID_CHANGED, "grid", grid_id, details, grid_ids=[grid_id])
     return result.rowcount
 
 
@@ -238,7 +253,18 @@ def import_grids(session: Session, text: str) -> list[Grid]:
     for wave in waves:
         _insert_wave(session, wave, ids, paths)
     session.flush()
-    return list(session.scalars(select(Grid).where(Grid.code.in_([r.code for r in rows]))))
+    imported = list(session.scalars(select(Grid).where(Grid.code.in_([r.code for r in rows]))))
+    # One event for the whole file: an import may hold thousands of grids.
+    details = {"imported": len(imported), "codes": sorted(grid.code for grid in imported)}
+    record_event(
+        session,
+        Action.GRID_CREATED,
+        "grid_import",
+        None,
+        details,
+        grid_ids=[g.id for g in imported],
+    )
+    return imported
 
 
 def _insert_wave(

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import SignInThrottle, User, utcnow
 from server.passwords import hash_password, verify_password
@@ -104,7 +105,25 @@ def authenticate(session: Session, username: str, password: str, address: str | 
     good = verify_password(password, user.password_hash if user else _DUMMY_HASH)
     if user is None or not good or user.disabled:
         record_failure(session, username, address)
+        reason = "unknown_user" if user is None else "disabled" if good else "wrong_password"
+        record_event(
+            session,
+            Action.SIGN_IN_FAILED,
+            "user",
+            user.id if user else None,
+            {"username": username, "address": address, "reason": reason},
+            grid_ids=[grid.id for grid in user.grids] if user else (),
+        )
         session.commit()
         raise ApiError(ErrorCode.INVALID_CREDENTIALS)
     clear_failures(session, username)
+    record_event(
+        session,
+        Action.SIGN_IN,
+        "user",
+        user.id,
+        {"address": address},
+        user_id=user.id,
+        grid_ids=[grid.id for grid in user.grids],
+    )
     return user

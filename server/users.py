@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import Device, Grid, Role, User, UserGrid, utcnow
 from server.passwords import hash_password, password_problem
@@ -62,6 +63,8 @@ def create_user(
     user.grids = list(grids)
     session.add(user)
     session.flush()
+    details = {"username": username, "role": role, "display_name": user.display_name}
+    record_event(session, Action.USER_CREATED, "user", user.id, details, grid_ids=_grid_ids(user))
     return user
 
 
@@ -96,27 +99,55 @@ def update_user(
     disabled: bool | None = None,
 ) -> User:
     """Change a user's name, role or enabled state."""
+    before = {"display_name": user.display_name, "role": user.role}
     if display_name is not None:
         user.display_name = display_name
     if role is not None:
         user.role = _check_role(role)
-    if disabled is True:
-        disable_user(session, user)
-    elif disabled is False:
+    if disabled is False and user.disabled:
+        before["disabled"] = True
         user.disabled = False
     session.flush()
+    _record_change(session, user, before)
+    if disabled is True:
+        disable_user(session, user)
     return user
+
+
+def _grid_ids(user: User) -> list[int]:
+    return [grid.id for grid in user.grids]
+
+
+def _record_change(session: Session, user: User, before: dict) -> None:
+    """One audit event with the old and new value of every field that changed."""
+    changes = {
+        name: {"old": old, "new": getattr(user, name)}
+        for name, old in before.items()
+        if getattr(user, name) != old
+    }
+    if changes:
+        record_event(
+            session, Action.USER_CHANGED, "user", user.id, changes, grid_ids=_grid_ids(user)
+        )
 
 
 def disable_user(session: Session, user: User) -> User:
     """Disable the user and revoke every device they hold; their tokens stop at once."""
+    was_disabled = user.disabled
     user.disabled = True
     now = utcnow()
+    revoked = []
     for device in session.scalars(
         select(Device).where(Device.user_id == user.id, Device.revoked_at.is_(None))
     ):
         device.revoked_at = now
+        revoked.append(device.id)
     session.flush()
+    if not was_disabled:
+        details = {"disabled": {"old": False, "new": True}, "devices_revoked": sorted(revoked)}
+        record_event(
+            session, Action.USER_CHANGED, "user", user.id, details, grid_ids=_grid_ids(user)
+        )
     return user
 
 
@@ -126,11 +157,19 @@ def reset_password(session: Session, user: User, password: str) -> User:
     user.password_hash = hash_password(password)
     clear_failures(session, user.username)
     session.flush()
+    # The event says that it happened, never what the password is.
+    details = {"password": "reset"}
+    record_event(session, Action.USER_CHANGED, "user", user.id, details, grid_ids=_grid_ids(user))
     return user
 
 
 def assign_grids(session: Session, user: User, grids: Iterable[Grid]) -> User:
     """Make `grids` the user's grids (their scope is these and everything below)."""
+    old = sorted(_grid_ids(user))
     user.grids = list({grid.id: grid for grid in grids}.values())
     session.flush()
+    new = sorted(_grid_ids(user))
+    if new != old:
+        details = {"grid_ids_assigned": {"old": old, "new": new}}
+        record_event(session, Action.USER_CHANGED, "user", user.id, details, grid_ids=[*old, *new])
     return user

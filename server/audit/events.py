@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask import g, has_request_context
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -75,9 +76,13 @@ def record_event(
 ) -> AppendedEvent:
     """Append one event to the chain in the session's transaction.
 
-    `grid_ids` are the grids the event concerns (supervisors of those grids may read
-    it); they are also written into the hashed details as `grid_ids`.
+    Without `user_id` and `device_id`, the actor is the caller of the current request
+    (none outside a request: the command line or a background task). `grid_ids` are
+    the grids the event concerns (supervisors of those grids may read it); they are
+    also written into the hashed details as `grid_ids`.
     """
+    if user_id is None and device_id is None:
+        user_id, device_id = _request_caller()
     grids = sorted({int(grid_id) for grid_id in grid_ids})
     body = dict(details or {})
     if grids:
@@ -159,6 +164,13 @@ def record_push(
         device_id=device_id,
         grid_ids=found.grid_ids,
     )
+
+
+def _request_caller() -> tuple[int | None, str | None]:
+    """The user and device authenticated for the current request, if there is one."""
+    if not has_request_context():
+        return None, None
+    return g.get("user_id"), g.get("device_id")
 
 
 def _seq(op: Any) -> int:

@@ -3,8 +3,10 @@
 import datetime as dt
 
 import pytest
+from sqlalchemy import func, select
 
 from server.audit import record_event
+from server.models import AuditEvent
 from sync import hlc
 from sync.ops import Op
 from sync.store.server import SqlServer
@@ -37,6 +39,7 @@ def world(database):
         [Op(device, 3, NEAR, "household", 1, grid_near, "size", "set", 4, (wall << 16) + 2, 1)],
     )
     with database.session() as session:
+        world.mark = session.scalar(select(func.max(AuditEvent.id)))
         record_event(session, "grid.changed", "grid", grid_near, {}, grid_ids=[grid_near])
         record_event(session, "grid.changed", "grid", grid_far, {}, grid_ids=[grid_far])
         record_event(session, "user.created", "user", 99, {"username": "new"})
@@ -89,24 +92,36 @@ def test_as_of_answers_the_past_state_or_404(client, world):
 
 
 def test_the_event_list_is_scoped_filtered_and_paged(client, world):
-    near, far = world.grids["S-C1-R1-G1"], world.grids["S-C2-R1-G1"]
-    everything = get(client, world, "admin", "/api/v1/audit/events").get_json()
+    near, far, mark = world.grids["S-C1-R1-G1"], world.grids["S-C2-R1-G1"], world.mark
+    recent = f"/api/v1/audit/events?after={mark}"
+    everything = get(client, world, "admin", recent).get_json()
     assert [e["action"] for e in everything["items"]] == [
         "grid.changed",
         "grid.changed",
         "user.created",
     ]
     assert everything["next"] is None
-    mine = get(client, world, "supervisor", "/api/v1/audit/events").get_json()["items"]
+    mine = get(client, world, "supervisor", recent).get_json()["items"]
     assert [e["target_id"] for e in mine] == [str(near)]
     assert mine[0]["details"] == {"grid_ids": [near]}
-    first = get(client, world, "admin", "/api/v1/audit/events?limit=2").get_json()
-    assert (len(first["items"]), first["next"]) == (2, "2")
+    first = get(client, world, "admin", f"{recent}&limit=2").get_json()
+    assert (len(first["items"]), first["next"]) == (2, str(mark + 2))
     rest = get(client, world, "admin", f"/api/v1/audit/events?after={first['next']}").get_json()
-    assert [e["id"] for e in rest["items"]] == [3]
-    by_grid = get(client, world, "admin", f"/api/v1/audit/events?grid_id={far}").get_json()
+    assert [e["id"] for e in rest["items"]] == [mark + 3]
+    by_grid = get(client, world, "admin", f"{recent}&grid_id={far}").get_json()
     assert [e["target_id"] for e in by_grid["items"]] == [str(far)]
-    users = get(client, world, "admin", "/api/v1/audit/events?target_type=user").get_json()
+    users = get(client, world, "admin", f"{recent}&target_type=user").get_json()
     assert [e["details"] for e in users["items"]] == [{"username": "new"}]
     bad = get(client, world, "admin", "/api/v1/audit/events?limit=0")
     assert bad.status_code == 422
+
+
+def test_a_supervisor_sees_only_events_of_grids_in_scope(client, world):
+    scope = {world.grids[code] for code in ("S-C1", "S-C1-R1", "S-C1-R1-G1", "S-C1-R1-G2")}
+    seen = get(client, world, "supervisor", "/api/v1/audit/events?limit=500").get_json()["items"]
+    every = get(client, world, "admin", "/api/v1/audit/events?limit=500").get_json()["items"]
+    assert seen
+    assert all(scope & set(e["details"]["grid_ids"]) for e in seen)
+    hidden = [e for e in every if not scope & set(e["details"].get("grid_ids", []))]
+    assert {e["id"] for e in hidden}.isdisjoint(e["id"] for e in seen)
+    assert any(e["target_id"] == str(world.users["worker2"]) for e in hidden)
