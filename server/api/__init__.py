@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from server.api import access, attachments, audit, devices, forms, grids, openapi, users
+from server.api import access, attachments, audit, devices, forms, grids, openapi, sync, users
 from server.web import bp as web_bp
 
 
@@ -19,5 +19,6 @@ def blueprints() -> list[Blueprint]:
         forms.bp,
         audit.bp,
         openapi.bp,
+        sync.bp,
         web_bp,
     ]

@@ -116,6 +116,21 @@ RULES: dict[str, Rule] = {
     "audit.list_events": user(STAFF),
     "audit.get_record_history": user(STAFF, "record"),
     "audit.record_as_of": user(STAFF, "record"),
+    # sync (devices only)
+    "sync.push": device(),
+    "sync.pull": device(),
+    "sync.snapshot": device(),
+    "sync.inbox": device(),
+    # records and review
+    "records.list_records": user(ALL),
+    "records.get_record": user(ALL, "record"),
+    "review.edit_record": user(STAFF, "record"),
+    "review.review_record": user(STAFF, "record"),
+    "review.comment_record": user(LEADERS, "record"),
+    "review.resolve_conflict": user(STAFF, "conflict"),
+    "review.list_quarantine": user(STAFF),
+    "review.get_quarantined": user(STAFF, "op"),
+    "review.release_quarantined": user(ADMIN, "op"),
     # web
     "web.signin_form": PUBLIC,
     "web.signin": PUBLIC,

@@ -1,0 +1,310 @@
+"""Glue between the server and the sync engine: forms, scope, clock, audit, metrics.
+
+The HTTP views and the server's own features (supervisor edits, conflict resolution,
+quarantine release) call these functions inside their request's session; the caller
+commits. Every function here appends its audit event in that same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from forms import FormVersion, from_dict
+from forms.validate import check_op
+from server import sync_metrics
+from server.audit import Action, record_event, record_push
+from server.devices import register_device
+from server.form_store import LIVE, catalog_for
+from server.models import Device, Grid, User, utcnow
+from server.models.forms import StoredFormVersion
+from server.scope import scope_grid_ids
+from server.settings import Settings
+from sync import hlc as hlc_mod
+from sync import protocol
+from sync.messages import ReleaseResult
+from sync.ops import Op
+from sync.protocol import Caller, PageReply, PullRequest, PushReply, PushRequest, Rules
+from sync.reasons import Reason, Verdict
+from sync.store import conflict_rows, ingest, positions
+from sync.store.release import release
+from sync.store.tables import conflicts, records
+
+# The device a user's server-side edits are made from: one per user, never able to sign in.
+SERVER_DEVICE_NAME = "fieldsync server"
+
+
+class FormRules:
+    """The forms as the quarantine check asks for them, for one transaction.
+
+    Versions come from the shared catalog when it holds them (`warm` fills it before
+    the write transaction starts) and are otherwise read through this transaction's
+    own session: on SQLite a second connection would wait for our write lock.
+    """
+
+    def __init__(self, session: Session, known: dict[tuple[str, int], FormVersion]) -> None:
+        self.session = session
+        self._known = dict(known)
+        self._versions: dict[str, frozenset[int] | None] = {}
+
+    def lookup_form(self, form_id: str) -> Collection[int] | None:
+        """The form's published (or retired) version numbers; None when there is none."""
+        if form_id not in self._versions:
+            found = frozenset(
+                self.session.scalars(
+                    select(StoredFormVersion.version).where(
+                        StoredFormVersion.form_id == form_id,
+                        StoredFormVersion.status.in_([str(status) for status in LIVE]),
+                    )
+                )
+            )
+            self._versions[form_id] = found or None
+        return self._versions[form_id]
+
+    def check_field(self, op: Op) -> Verdict | None:
+        """The forms validator's verdict on one op of a known form version."""
+        version = self._known.get((op.form_id, op.form_version)) or self._load(op)
+        if version is None:
+            return Verdict(Reason.UNKNOWN_FORM_VERSION, f"no version {op.form_version}")
+        rejection = check_op(version, op.field, op.kind, op.value)
+        if rejection is None:
+            return None
+        return Verdict(Reason(rejection.reason), rejection.detail)
+
+    def _load(self, op: Op) -> FormVersion | None:
+        definition = self.session.scalar(
+            select(StoredFormVersion.definition).where(
+                StoredFormVersion.form_id == op.form_id,
+                StoredFormVersion.version == op.form_version,
+                StoredFormVersion.status.in_([str(status) for status in LIVE]),
+            )
+        )
+        version = from_dict(definition) if definition is not None else None
+        if version is not None:
+            self._known[(op.form_id, op.form_version)] = version
+        return version
+
+
+def warm(database: Any, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], FormVersion]:
+    """Load these form versions into the shared catalog; call outside any transaction."""
+    return catalog_for(database).get_many(set(keys))
+
+
+def rules_for(
+    session: Session, settings: Settings, known: dict[tuple[str, int], FormVersion] | None = None
+) -> Rules:
+    """The store's view of forms and clock for one transaction."""
+    forms = FormRules(session, known or {})
+    return Rules(
+        forms.lookup_form, forms.check_field, hlc_mod.wall_millis, settings.max_clock_skew_ms
+    )
+
+
+def caller_for(session: Session, device: Device) -> Caller:
+    """The caller of a sync request, with the scope of the device's user."""
+    return Caller(device.id, device.user_id, scope_grid_ids(session, device.user))
+
+
+def writable_grids(session: Session, caller: Caller):
+    """Given the grids a push names, those that exist and lie in the caller's scope."""
+
+    def allowed(named: set[int]) -> Collection[int]:
+        if caller.scope is not None:
+            return set(caller.scope) & named
+        safe = [grid_id for grid_id in named if grid_id < 2**31]
+        return set(session.scalars(select(Grid.id).where(Grid.id.in_(safe)))) if safe else set()
+
+    return allowed
+
+
+def push(session: Session, device: Device, body: dict[str, Any], rules: Rules) -> PushReply:
+    """Store one push from a device, with its audit event; the caller commits."""
+    started = time.perf_counter()
+    caller = caller_for(session, device)
+    reply = protocol.push(
+        session.connection(),
+        caller,
+        PushRequest(body["ops"]),
+        rules,
+        writable_grids(session, caller),
+    )
+    _after_push(session, device, reply)
+    sync_metrics.observe("push", time.perf_counter() - started)
+    return reply
+
+
+def _after_push(session: Session, device: Device, reply: PushReply) -> None:
+    result = reply.result
+    if result.stored:
+        record_push(session, device.id, device.user_id, [entry.op for entry in result.stored])
+    device.acked_seq = result.acked_seq
+    device.last_sync_at = utcnow()
+    sync_metrics.count_push(result)
+
+
+def pull(
+    session: Session, device: Device, request: PullRequest, rules: Rules, *, whole: bool = False
+) -> PageReply:
+    """One pull (or snapshot) page for the device."""
+    started = time.perf_counter()
+    caller = caller_for(session, device)
+    handler = protocol.snapshot if whole else protocol.pull
+    reply = handler(session.connection(), caller, request, rules)
+    operation = "snapshot" if whole else "pull"
+    sync_metrics.count_changes(operation, len(reply.changes))
+    sync_metrics.observe(operation, time.perf_counter() - started)
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A server-side edit of one field, made on behalf of a user (a supervisor, say)."""
+
+    record_id: str
+    form_id: str
+    form_version: int
+    grid_id: int
+    field: str
+    kind: str
+    value: Any
+
+
+def server_device(session: Session, user: User) -> Device:
+    """The user's server-side device, made on first use; its token is never handed out."""
+    device = session.scalar(
+        select(Device).where(Device.user_id == user.id, Device.name == SERVER_DEVICE_NAME)
+    )
+    if device is None:
+        device, _token = register_device(session, user, SERVER_DEVICE_NAME)
+        device.revoked_at = utcnow()  # it syncs through the server only, never with a token
+    return device
+
+
+def submit_edits(session: Session, user: User, edits: Iterable[Edit], rules: Rules) -> PushReply:
+    """Store edits made on the server as ops of the user's server device.
+
+    They take the next seqs, fresh server HLCs (so they beat everything already
+    stored) and the newest position as base (the server has seen everything), so
+    they resolve the conflicts on their fields. Scope and forms are checked as for
+    any push: an edit the user may not make is quarantined and reported.
+    """
+    device = server_device(session, user)
+    connection = session.connection()
+    acked = ingest.acked_seq(connection, device.id)
+    counter = positions.read(connection)
+    clock = hlc_mod.Clock(rules.wall, counter.hlc)
+    sent = [
+        Op(
+            device.id,
+            acked + n,
+            e.record_id,
+            e.form_id,
+            e.form_version,
+            e.grid_id,
+            e.field,
+            e.kind,
+            e.value,
+            clock.now(),
+            counter.position,
+        )
+        for n, e in enumerate(edits, start=1)
+    ]
+    if not sent:
+        raise ValueError("no edits to submit")
+    caller = Caller(device.id, user.id, scope_grid_ids(session, user))
+    pushed = ingest.push(
+        connection,
+        device.id,
+        user.id,
+        sent,
+        writable_grids(session, caller)({op.grid_id for op in sent}),
+        rules,
+    )
+    reply = PushReply(pushed.result, pushed.conflicts)
+    _after_push(session, device, reply)
+    return reply
+
+
+def resolve_conflict(
+    session: Session, user: User, conflict_id: int, value: Any, rules: Rules
+) -> PushReply:
+    """Settle a conflict with an ordinary later edit of its field having seen both sides.
+
+    `value` is the value to keep: one of the two sides' or a new one.
+    """
+    row = session.execute(select(conflicts).where(conflicts.c.id == conflict_id)).one_or_none()
+    if row is None:
+        raise LookupError(f"no conflict {conflict_id}")
+    record = session.execute(select(records).where(records.c.record_id == row.record_id)).one()
+    edit = Edit(
+        row.record_id, record.form_id, record.form_version, record.grid_id, row.field, "set", value
+    )
+    reply = submit_edits(session, user, [edit], rules)
+    record_event(
+        session,
+        Action.CONFLICT_RESOLVED,
+        "conflict",
+        conflict_id,
+        {"record_id": row.record_id, "field": row.field},
+        user_id=user.id,
+        grid_ids=[record.grid_id],
+    )
+    return reply
+
+
+def release_quarantined(
+    session: Session, op_ids: Iterable[tuple[str, int]], by_user: User
+) -> tuple[ReleaseResult, list[dict[str, Any]]]:
+    """Release quarantined ops (device_id, seq): the state becomes as if they had applied.
+
+    Raises `sync.messages.ReleaseRefused` (nothing released) for an unknown op, one
+    that is not quarantined, or a form_mismatch op.
+    """
+    result, described = release(session.connection(), list(op_ids), by_user.id)
+    for entry in result.released:
+        record_event(
+            session,
+            Action.QUARANTINE_RELEASED,
+            "op",
+            f"{entry.op.device_id}#{entry.op.seq}",
+            {"record_id": entry.op.record_id, "field": entry.op.field, "position": entry.position},
+            user_id=by_user.id,
+            grid_ids=[entry.op.grid_id],
+        )
+    sync_metrics.count_release(len(result.released), len(result.conflicts))
+    return result, described
+
+
+def conflict_details(session: Session, conflict_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Conflicts in their wire form (both values, devices, users, winner, status)."""
+    rows = session.execute(select(conflicts).where(conflicts.c.id.in_(list(conflict_ids)))).all()
+    return conflict_rows.wire(session.connection(), rows)
+
+
+__all__ = [
+    "SERVER_DEVICE_NAME",
+    "Edit",
+    "FormRules",
+    "caller_for",
+    "conflict_details",
+    "inbox",
+    "pull",
+    "push",
+    "release_quarantined",
+    "resolve_conflict",
+    "rules_for",
+    "server_device",
+    "submit_edits",
+    "warm",
+]
+
+
+def inbox(session: Session, device: Device, after: int, limit: int) -> protocol.InboxReply:
+    """The device's user's inbox items after `after`."""
+    caller = Caller(device.id, device.user_id, None)
+    return protocol.inbox(session.connection(), caller, after, limit)

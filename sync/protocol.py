@@ -1,0 +1,179 @@
+"""The sync protocol's handlers: request objects in, response objects out.
+
+They know nothing of HTTP: the server authenticates, validates the JSON Schema,
+opens the transaction and turns `SyncRefused` / `MalformedRequest` into problem+json.
+What they need of the world (the caller's scope, the forms, the clock) comes in as
+values and callables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from sync import hlc as hlc_mod
+from sync.messages import CursorExpired, PushResult
+from sync.ops import MalformedOp, Op
+from sync.store import ingest, reading
+from sync.store.inbox import read_items
+from sync.store.ingest import Rules
+
+__all__ = [
+    "Caller",
+    "CursorExpired",
+    "InboxReply",
+    "MalformedRequest",
+    "PageReply",
+    "PullRequest",
+    "PushReply",
+    "PushRequest",
+    "Rules",
+    "inbox",
+    "pull",
+    "push",
+    "snapshot",
+]
+
+GridFilter = Callable[[set[int]], Collection[int]]
+"""Given the grids a push names, those the caller may write to (and that exist)."""
+
+
+class MalformedRequest(ValueError):
+    """A request whose content cannot be taken; `errors` name JSON pointer paths."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['path']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is syncing: the device (from its token), its user, and the user's scope."""
+
+    device_id: str
+    user_id: int
+    scope: Collection[int] | None  # the user's grids with sub-grids; None: every grid
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """A push body's ops, already checked against push_request.json."""
+
+    ops: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushReply:
+    """What a push did, and the ops it stored (for the audit event)."""
+
+    result: PushResult
+    conflicts: list[dict[str, Any]]
+
+    def to_wire(self) -> dict[str, Any]:
+        result = self.result
+        return {
+            "acked_seq": result.acked_seq,
+            "applied": result.applied,
+            "duplicate": result.duplicate,
+            "quarantined": [q.to_wire() for q in result.quarantined],
+            "conflicts": self.conflicts,
+            "server_hlc": hlc_mod.to_wire(result.server_hlc),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    """A pull or snapshot page request: the cursor and the most changes wanted."""
+
+    cursor: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageReply:
+    """One pull or snapshot page in wire form."""
+
+    changes: list[dict[str, Any]]
+    cursor: int
+    more: bool
+    server_hlc: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "changes": self.changes,
+            "cursor": self.cursor,
+            "more": self.more,
+            "server_hlc": hlc_mod.to_wire(self.server_hlc),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InboxReply:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    more: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"items": self.items, "more": self.more}
+
+
+def parse_ops(device_id: str, wire_ops: list[dict[str, Any]]) -> list[Op]:
+    """The request's ops as `Op` values; every problem is reported with its path."""
+    parsed: list[Op] = []
+    errors: list[dict[str, str]] = []
+    for index, data in enumerate(wire_ops):
+        try:
+            op = Op.from_wire(data, device_id)
+        except MalformedOp as error:
+            errors.append({"path": f"/ops/{index}/{error.key}".rstrip("/"), "message": str(error)})
+            continue
+        if op.hlc > ingest.MAX_STORED_HLC:
+            # 48 bits of milliseconds reach the year 10889; the top bit is never a real clock.
+            errors.append(
+                {"path": f"/ops/{index}/hlc", "message": "the first hex digit must be 0-7"}
+            )
+            continue
+        parsed.append(op)
+    if errors:
+        raise MalformedRequest(errors[:100])
+    return parsed
+
+
+def push(
+    connection: Connection,
+    caller: Caller,
+    request: PushRequest,
+    rules: Rules,
+    writable_grids: GridFilter,
+) -> PushReply:
+    """Store a push in the caller's transaction; raises SeqGap, SeqReuse, MalformedRequest."""
+    sent = parse_ops(caller.device_id, request.ops)
+    allowed = writable_grids({op.grid_id for op in sent})
+    pushed = ingest.push(connection, caller.device_id, caller.user_id, sent, allowed, rules)
+    return PushReply(pushed.result, pushed.conflicts)
+
+
+def pull(connection: Connection, caller: Caller, request: PullRequest, rules: Rules) -> PageReply:
+    """The in-scope changes after the cursor; raises CursorExpired (410: start over)."""
+    rows, cursor, more, server_hlc = reading.pull_rows(
+        connection, caller.scope, request.cursor, request.limit, rules.wall
+    )
+    return PageReply([reading.wire_change(row) for row in rows], cursor, more, server_hlc)
+
+
+def snapshot(
+    connection: Connection, caller: Caller, request: PullRequest, rules: Rules
+) -> PageReply:
+    """A page of the whole scope's current state; continue with the reply's cursor."""
+    rows, cursor, more, server_hlc = reading.snapshot_rows(
+        connection, caller.scope, request.cursor, request.limit, rules.wall
+    )
+    return PageReply([reading.wire_change(row) for row in rows], cursor, more, server_hlc)
+
+
+def inbox(connection: Connection, caller: Caller, after: int, limit: int) -> InboxReply:
+    """The caller's user's inbox items after `after`, oldest first."""
+    items, more = read_items(connection, caller.user_id, after, limit)
+    return InboxReply(items, more)

@@ -1,0 +1,196 @@
+"""Push through the real app on both backends: counts, retries, refusals, limits, gzip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from sync.store.tables import ops as ops_table
+from tests.sync.http_support import checked, make_world, phone, record_id
+
+
+@pytest.fixture
+def world(database):
+    return make_world(database)
+
+
+def stored_count(database) -> int:
+    with database.engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(ops_table))
+
+
+def test_push_applies_and_a_retry_is_a_duplicate(client, world, database):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    rid = record_id()
+    ops = [
+        worker.op(rid, "people_met", "王芳", grid=grid),
+        worker.op(rid, "people_met_count", 3, grid=grid),
+        worker.op(rid, "needs", "medical", kind="add", grid=grid),
+    ]
+    reply = worker.push(ops)
+    assert (reply["acked_seq"], reply["applied"], reply["duplicate"]) == (3, 3, 0)
+    assert reply["quarantined"] == [] and reply["conflicts"] == []
+    again = worker.push(ops)
+    assert (again["acked_seq"], again["applied"], again["duplicate"]) == (3, 0, 3)
+    assert stored_count(database) == 3
+    # a retry that overlaps new ops stores only the new ones
+    more = [*ops[1:], worker.op(rid, "needs", "dispute", kind="add", grid=grid)]
+    mixed = worker.push(more)
+    assert (mixed["acked_seq"], mixed["applied"], mixed["duplicate"]) == (4, 1, 2)
+    changes = {c["field"]: c["value"] for c in worker.pull_all()}
+    assert changes == {
+        "people_met": "王芳",
+        "people_met_count": 3,
+        "needs": ["dispute", "medical"],
+    }
+
+
+def test_gap_and_reuse_are_refused_and_store_nothing(client, world, database):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    rid = record_id()
+    first = worker.op(rid, "people_met", "a", grid=grid)
+    worker.push([first])
+    skipped = worker.op(rid, "people_met", "b", grid=grid)
+    worker.seq += 1
+    gap = worker.op(rid, "people_met", "c", grid=grid)
+    problem = worker.push([gap], status=409)
+    assert problem["code"] == "seq_gap" and problem["expected_seq"] == 2
+    reused = {**first, "value": "changed"}
+    problem = worker.push([reused, skipped], status=409)
+    assert problem["code"] == "seq_reuse" and problem["seq"] == 1
+    assert stored_count(database) == 1
+
+
+def test_limits_answer_413_and_store_nothing(client, world, database, settings):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    rid = record_id()
+    too_many = [worker.op(rid, "people_met", "x", grid=grid) for _ in range(5001)]
+    assert worker.push(too_many, status=413)["code"] == "payload_too_large"
+    # a small gzip body that inflates past 4 MiB
+    worker.seq = 0
+    padded = [worker.op(rid, "services_given", "x" * 60000, grid=grid) for _ in range(80)]
+    body = gzip.compress(json.dumps({"ops": padded}).encode())
+    assert len(body) < 1024 * 1024
+    response = client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**worker.headers, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert checked(response, 413, "problem")["code"] == "payload_too_large"
+    assert stored_count(database) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"hlc": "XYZ"}, "/ops/0/hlc"),
+        ({"seq": 0}, "/ops/0/seq"),
+        ({"record_id": "not-a-uuid"}, "/ops/0/record_id"),
+        ({"kind": "replace"}, "/ops/0/kind"),
+        ({"extra": 1}, "/ops/0"),
+        ({"hlc": "8000000000000000"}, "/ops/0/hlc"),
+    ],
+)
+def test_malformed_ops_get_422_naming_the_path(client, world, database, change, path):
+    worker = phone(client, world, "worker")
+    op = {**worker.op(record_id(), "people_met", "x", grid=world.grids["S-C1-R1-G1"]), **change}
+    problem = worker.push([op], status=422)
+    assert problem["code"] == "schema_violation"
+    assert any(error["path"].startswith(path) for error in problem["errors"]), problem
+    assert stored_count(database) == 0
+
+
+def test_bad_json_bad_gzip_and_no_token(client, world):
+    worker = phone(client, world, "worker")
+    for body, headers in [
+        (b"{not json", {}),
+        (b'{"ops": [NaN]}', {}),
+        (b"not gzip at all", {"Content-Encoding": "gzip"}),
+    ]:
+        response = client.post(
+            "/api/v1/sync/push", data=body, headers={**worker.headers, **headers}
+        )
+        assert checked(response, 400, "problem")["code"] in {"invalid_json", "bad_request"}
+    response = client.post("/api/v1/sync/push", json={"ops": []})
+    assert checked(response, 401, "problem")["code"] == "unauthenticated"
+    response = client.post("/api/v1/sync/push", json={"ops": []}, headers=worker.headers)
+    assert checked(response, 422, "problem")["code"] == "schema_violation"
+
+
+def test_gzip_both_ways(client, world):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    rid = record_id()
+    reply = worker.push([worker.op(rid, "services_given", "服务" * 300, grid=grid)], compress=True)
+    assert reply["applied"] == 1
+    response = client.get(
+        "/api/v1/sync/pull?cursor=0", headers={**worker.headers, "Accept-Encoding": "gzip"}
+    )
+    assert response.headers["Content-Encoding"] == "gzip"
+    page = json.loads(gzip.decompress(response.get_data()))
+    assert page["changes"][0]["value"] == "服务" * 300
+
+
+def test_quarantine_reasons_and_inbox(client, world):
+    worker = phone(client, world, "worker")
+    mine, other = world.grids["S-C1-R1-G1"], world.grids["S-C2-R1-G1"]
+    rid = record_id()
+    ops = [
+        worker.op(rid, "people_met_count", 99, grid=mine),
+        worker.op(rid, "visit_type", "party", grid=mine),
+        worker.op(record_id(), "people_met", "x", grid=other),
+        worker.op(record_id(), "people_met", "x", grid=mine, form="no_such_form"),
+        worker.op(rid, "people_met", "ok", grid=mine),
+    ]
+    reply = worker.push(ops)
+    reasons = [(q["seq"], q["reason"]) for q in reply["quarantined"]]
+    assert reasons == [
+        (1, "out_of_range"),
+        (2, "unknown_choice"),
+        (3, "grid_out_of_scope"),
+        (4, "unknown_form"),
+    ]
+    assert (reply["applied"], reply["acked_seq"]) == (1, 5)
+    response = client.get("/api/v1/sync/inbox", headers=worker.headers)
+    inbox = checked(response, 200, "inbox_response")
+    assert [item["kind"] for item in inbox["items"]] == ["quarantine"] * 4
+    assert [item["payload"]["seq"] for item in inbox["items"]] == [1, 2, 3, 4]
+    after = inbox["items"][1]["id"]
+    rest = checked(
+        client.get(f"/api/v1/sync/inbox?after={after}&limit=1", headers=worker.headers),
+        200,
+        "inbox_response",
+    )
+    assert [item["payload"]["seq"] for item in rest["items"]] == [3] and rest["more"] is True
+
+
+def test_metrics_count_outcomes(client, world):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+
+    def sample(name: str) -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    applied = 'fieldsync_sync_ops_total{outcome="applied"}'
+    out_of_range = 'fieldsync_sync_quarantined_total{reason="out_of_range"}'
+    before = sample(applied), sample(out_of_range)
+    rid = record_id()
+    worker.push(
+        [
+            worker.op(rid, "people_met", "a", grid=grid),
+            worker.op(rid, "people_met_count", 51, grid=grid),
+        ]
+    )
+    assert sample(applied) == before[0] + 1
+    assert sample(out_of_range) == before[1] + 1
+    assert "fieldsync_sync_duration_seconds_count" in client.get("/metrics").get_data(as_text=True)
