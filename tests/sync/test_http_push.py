@@ -33,7 +33,8 @@ def test_push_applies_and_a_retry_is_a_duplicate(client, world, database):
     ]
     reply = worker.push(ops)
     assert (reply["acked_seq"], reply["applied"], reply["duplicate"]) == (3, 3, 0)
-    assert reply["quarantined"] == [] and reply["conflicts"] == []
+    assert reply["quarantined"] == []
+    assert reply["conflicts"] == []
     again = worker.push(ops)
     assert (again["acked_seq"], again["applied"], again["duplicate"]) == (3, 0, 3)
     assert stored_count(database) == 3
@@ -59,10 +60,12 @@ def test_gap_and_reuse_are_refused_and_store_nothing(client, world, database):
     worker.seq += 1
     gap = worker.op(rid, "people_met", "c", grid=grid)
     problem = worker.push([gap], status=409)
-    assert problem["code"] == "seq_gap" and problem["expected_seq"] == 2
+    assert problem["code"] == "seq_gap"
+    assert problem["expected_seq"] == 2
     reused = {**first, "value": "changed"}
     problem = worker.push([reused, skipped], status=409)
-    assert problem["code"] == "seq_reuse" and problem["seq"] == 1
+    assert problem["code"] == "seq_reuse"
+    assert problem["seq"] == 1
     assert stored_count(database) == 1
 
 
@@ -167,7 +170,8 @@ def test_quarantine_reasons_and_inbox(client, world):
         200,
         "inbox_response",
     )
-    assert [item["payload"]["seq"] for item in rest["items"]] == [3] and rest["more"] is True
+    assert [item["payload"]["seq"] for item in rest["items"]] == [3]
+    assert rest["more"] is True
 
 
 def test_metrics_count_outcomes(client, world):
