@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from server.api import access, attachments, audit, devices, forms, grids, openapi, sync, users
+from server.api import (
+    access,
+    attachments,
+    audit,
+    devices,
+    forms,
+    grids,
+    openapi,
+    records,
+    review,
+    sync,
+    users,
+)
 from server.web import bp as web_bp
 
 
@@ -16,6 +28,8 @@ def blueprints() -> list[Blueprint]:
         devices.bp,
         grids.bp,
         attachments.bp,
+        records.bp,
+        review.bp,
         forms.bp,
         audit.bp,
         openapi.bp,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from server.api.operation import Operation
 from server.errors import ErrorCode
 
+SYNC = ("sync",)
 HEALTH = ("health",)
 DOCS = ("documentation",)
 WEB = ("web",)
@@ -25,6 +26,42 @@ EXTERNAL_DOCS: dict[str, Operation] = {
     "health.metrics_view": Operation("Prometheus metrics", tags=HEALTH, response_type="text/plain"),
     "openapi.spec": Operation("This OpenAPI 3.1 document", tags=DOCS),
     "openapi.docs": Operation("The API reference as a web page", tags=DOCS, response_type=HTML),
+    "sync.push": Operation(
+        "Push a batch of ops: one transaction, idempotent on retry",
+        tags=SYNC,
+        description="At most 5,000 ops and 4 MiB after gzip decompression. The ops continue "
+        "from the acknowledged seq; see docs/protocol.md.",
+        body_json_schema="push_request",
+        response_json_schema="push_response",
+        errors=(
+            ErrorCode.SCHEMA_VIOLATION,
+            ErrorCode.SEQ_GAP,
+            ErrorCode.SEQ_REUSE,
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            ErrorCode.BAD_REQUEST,
+        ),
+    ),
+    "sync.pull": Operation(
+        "Changes in the device's scope after a cursor, oldest first, in pages",
+        tags=SYNC,
+        query_json_schema="pull_request",
+        response_json_schema="pull_response",
+        errors=(ErrorCode.SCHEMA_VIOLATION, ErrorCode.CURSOR_EXPIRED),
+    ),
+    "sync.snapshot": Operation(
+        "The whole scope's state at one position, in pages",
+        tags=SYNC,
+        query_json_schema="snapshot_request",
+        response_json_schema="snapshot_response",
+        errors=(ErrorCode.SCHEMA_VIOLATION,),
+    ),
+    "sync.inbox": Operation(
+        "Inbox items for the device's user after an id: reviews, comments, conflicts",
+        tags=SYNC,
+        query_json_schema="inbox_request",
+        response_json_schema="inbox_response",
+        errors=(ErrorCode.SCHEMA_VIOLATION,),
+    ),
     "web.signin_form": Operation("The web sign-in form", tags=WEB, response_type=HTML),
     "web.signin": Operation(
         "Sign in on the web: sets the session cookie and redirects (303)",

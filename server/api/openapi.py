@@ -93,6 +93,8 @@ def error_codes(doc: Operation, access: Rule) -> list[ErrorCode]:
         codes += [ErrorCode.INVALID_JSON]
     if doc.body or doc.query or doc.body_type:
         codes += [ErrorCode.VALIDATION_FAILED]
+    if doc.body_json_schema or doc.query_json_schema:
+        codes += [ErrorCode.SCHEMA_VIOLATION]
     codes += [*doc.errors, ErrorCode.INTERNAL_ERROR]
     return list(dict.fromkeys(codes))
 
@@ -171,10 +173,24 @@ def _operation(endpoint: str, doc: Operation, access: Rule, path_params: list) -
         operation["x-object"] = access.obj
     if doc.query is not None:
         operation["parameters"].append({"in": "query", "schema": doc.query})
+    if doc.query_json_schema:
+        operation["parameters"].extend(_json_schema_parameters(doc.query_json_schema))
     body = _request_body(doc)
     if body:
         operation["requestBody"] = body
     return operation
+
+
+def _json_schema_parameters(name: str) -> list[dict[str, Any]]:
+    """Query parameters from the properties of a sync message's JSON Schema."""
+    from mobile_schema.schemas import schema
+
+    document = _message_components()[name]
+    required = set(schema(name).get("required", []))
+    return [
+        {"in": "query", "name": key, "required": key in required, "schema": value}
+        for key, value in document.get("properties", {}).items()
+    ]
 
 
 def _message_components() -> dict[str, Any]:

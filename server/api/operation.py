@@ -34,6 +34,7 @@ class Operation:
     body: type[Schema] | None = None
     body_type: str | None = None  # a non-JSON body's media type ("text/csv", "*/*")
     body_json_schema: str | None = None  # a mobile_schema message name
+    query_json_schema: str | None = None  # a mobile_schema message whose fields are the query
     response: type[Schema] | None = None
     response_json_schema: str | None = None
     response_type: str = JSON

@@ -1,0 +1,188 @@
+"""Records, review, comments, supervisor edits, conflicts and quarantine through the API."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sync.store import tables as t
+from tests.api.problems import assert_problem
+from tests.api.records_world import (
+    add_conflict,
+    add_quarantined,
+    add_record,
+    install_forms,
+)
+
+
+@pytest.fixture
+def forms_world(world):
+    install_forms(world)
+    return world
+
+
+def items(reply):
+    assert reply.status_code == 200, reply.get_json()
+    return [item["record_id"] for item in reply.get_json()["items"]]
+
+
+def test_lists_follow_scope_and_filters(client, forms_world, settings):
+    w = forms_world
+    mine = add_record(w, settings, "worker", "S-C1-R1-G1", address="王芳家 12号")
+    other = add_record(w, settings, "worker2", "S-C2-R1-G1", severity="high")
+    admin, sup, worker = w.headers("admin"), w.headers("supervisor"), w.headers("worker")
+    assert set(items(client.get("/api/v1/records", headers=admin))) == {mine, other}
+    assert items(client.get("/api/v1/records", headers=sup)) == [mine]
+    assert items(client.get("/api/v1/records", headers=worker)) == [mine]
+    assert items(client.get("/api/v1/records?q=王芳", headers=admin)) == [mine]
+    assert items(client.get("/api/v1/records?q=%25", headers=admin)) == []
+    grid = w.grids["S-C2"]
+    assert items(client.get(f"/api/v1/records?grid={grid}", headers=admin)) == [other]
+    assert_problem(client.get(f"/api/v1/records?grid={grid}", headers=sup), 404, "not_found")
+    author = w.users["worker2"]
+    assert items(client.get(f"/api/v1/records?author={author}", headers=admin)) == [other]
+    assert items(client.get("/api/v1/records?form=household", headers=admin)) == []
+    assert items(client.get("/api/v1/records?review=approved", headers=admin)) == []
+    assert items(client.get("/api/v1/records?has_conflicts=true", headers=admin)) == []
+
+
+def test_cursor_pages_cover_everything_once(client, forms_world, settings):
+    made = {add_record(forms_world, settings, "worker", "S-C1-R1-G1") for _ in range(5)}
+    seen, after = [], ""
+    while True:
+        reply = client.get(
+            f"/api/v1/records?limit=2&sort=created{after}", headers=forms_world.headers("admin")
+        )
+        body = reply.get_json()
+        seen += [item["record_id"] for item in body["items"]]
+        if body["next"] is None:
+            break
+        after = f"&after={body['next']}"
+    assert len(seen) == 5
+    assert set(seen) == made
+    assert_problem(
+        client.get("/api/v1/records?after=garbage", headers=forms_world.headers("admin")),
+        422,
+        "validation_failed",
+    )
+
+
+def test_one_record_with_provenance_conflicts_and_out_of_scope_404(client, forms_world, settings):
+    w = forms_world
+    record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
+    reply = client.get(f"/api/v1/records/{record_id}", headers=w.headers("supervisor"))
+    assert reply.status_code == 200, reply.get_json()
+    body = reply.get_json()
+    address = body["fields"]["address"]
+    assert address["value"] == "1 Main St"
+    assert address["user_id"] == w.users["worker"]
+    assert address["device_id"] == w.devices["worker"]
+    assert {"device_time", "server_time", "op_position", "seq"} <= set(address)
+    [conflict] = [c for c in body["conflicts"] if c["conflict_id"] == conflict_id]
+    assert conflict["status"] == "open"
+    assert sorted(v["value"] for v in conflict["values"]) == ["high", "medium"]
+    assert sum(v["winner"] for v in conflict["values"]) == 1
+    assert_problem(
+        client.get(f"/api/v1/records/{record_id}", headers=w.headers("worker2")), 404, "not_found"
+    )
+    assert_problem(
+        client.get("/api/v1/records/no-such-record", headers=w.headers("admin")), 404, "not_found"
+    )
+
+
+def test_review_decisions_reach_the_inbox(client, forms_world, settings, database):
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    url = f"/api/v1/records/{record_id}/review"
+    missing = client.post(url, json={"decision": "needs_revision"}, headers=w.headers("supervisor"))
+    assert_problem(missing, 422, "validation_failed")
+    reply = client.post(
+        url,
+        json={"decision": "needs_revision", "comment": "photo missing"},
+        headers=w.headers("supervisor"),
+    )
+    assert reply.status_code == 201, reply.get_json()
+    listed = client.get("/api/v1/records?review=needs_revision", headers=w.headers("admin"))
+    assert items(listed) == [record_id]
+    comment = client.post(
+        f"/api/v1/records/{record_id}/comments",
+        json={"body": "see the stairs", "field": "address"},
+        headers=w.headers("leader"),
+    )
+    assert comment.status_code == 201
+    with database.session() as session:
+        inbox = session.execute(
+            select(t.inbox).where(t.inbox.c.user_id == w.users["worker"]).order_by(t.inbox.c.id)
+        ).all()
+    kinds = [(row.kind, row.record_id) for row in inbox]
+    assert ("review", record_id) in kinds
+    assert ("comment", record_id) in kinds
+    review = next(row for row in inbox if row.kind == "review")
+    assert review.payload["comment"] == "photo missing"
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert detail["review_status"] == "needs_revision"
+    assert [c["body"] for c in detail["comments"]] == ["see the stairs"]
+    assert_problem(
+        client.post(url, json={"decision": "approved"}, headers=w.headers("worker")),
+        403,
+        "forbidden",
+    )
+
+
+def test_supervisor_edits_are_ops_that_devices_pull(client, forms_world, settings):
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    reply = client.post(
+        f"/api/v1/records/{record_id}/edits",
+        json={"edits": [{"field": "severity", "value": "high"}, {"field": "nope", "value": 1}]},
+        headers=w.headers("supervisor"),
+    )
+    assert reply.status_code == 200, reply.get_json()
+    body = reply.get_json()
+    assert body["applied"] == 1
+    assert [q["reason"] for q in body["quarantined"]] == ["unknown_field"]
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert detail["fields"]["severity"]["value"] == "high"
+    assert detail["fields"]["severity"]["user_id"] == w.users["supervisor"]
+
+
+def test_resolving_a_conflict(client, forms_world, settings):
+    w = forms_world
+    record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
+    url = f"/api/v1/conflicts/{conflict_id}/resolve"
+    bad = client.post(url, json={"keep": 1, "value": "x"}, headers=w.headers("supervisor"))
+    assert_problem(bad, 422, "validation_failed")
+    wrong = client.post(url, json={"keep": 999999}, headers=w.headers("supervisor"))
+    assert_problem(wrong, 422, "validation_failed")
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    [conflict] = [c for c in detail["conflicts"] if c["conflict_id"] == conflict_id]
+    loser = next(v for v in conflict["values"] if not v["winner"])
+    reply = client.post(url, json={"keep": loser["op_position"]}, headers=w.headers("supervisor"))
+    assert reply.status_code == 200, reply.get_json()
+    after = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert after["fields"]["severity"]["value"] == loser["value"]
+    assert {c["status"] for c in after["conflicts"] if c["conflict_id"] == conflict_id} != {"open"}
+    assert items(client.get("/api/v1/records?has_conflicts=true", headers=w.headers("admin"))) == []
+
+
+def test_quarantine_list_and_release(client, forms_world, settings):
+    w = forms_world
+    inside = add_quarantined(w, settings, "worker", "S-C1-R1-G1")
+    outside = add_quarantined(w, settings, "worker2", "S-C2-R1-G1")
+    listed = client.get("/api/v1/quarantine", headers=w.headers("supervisor")).get_json()
+    assert [item["position"] for item in listed["items"]] == [inside]
+    assert listed["items"][0]["reason"] == "unknown_field"
+    everything = client.get("/api/v1/quarantine", headers=w.headers("admin")).get_json()
+    assert {item["position"] for item in everything["items"]} == {inside, outside}
+    assert_problem(
+        client.get(f"/api/v1/quarantine/{outside}", headers=w.headers("supervisor")),
+        404,
+        "not_found",
+    )
+    released = client.post(f"/api/v1/quarantine/{inside}/release", headers=w.headers("admin"))
+    assert released.status_code == 200, released.get_json()
+    assert released.get_json()["released"] == 1
+    again = client.post(f"/api/v1/quarantine/{inside}/release", headers=w.headers("admin"))
+    assert_problem(again, 409, "conflict")
+    left = client.get("/api/v1/quarantine", headers=w.headers("admin")).get_json()
+    assert [item["position"] for item in left["items"]] == [outside]
