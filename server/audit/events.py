@@ -1,20 +1,24 @@
 """Appending to the audit trail: `record_event` for server actions, `record_push` for ops.
 
-Appends happen inside the caller's transaction and land or vanish with it. The
-chain head row is locked (SELECT … FOR UPDATE on PostgreSQL; SQLite serialises
-writers at BEGIN IMMEDIATE already) so two transactions never fork the chain.
-The lock is held until commit: call these last in a transaction, after any other
-lock (the sync clock) is taken, so locks are always taken in the same order.
+An event is recorded in the caller's session and appended to the chain when that
+session commits, as the transaction's very last statements (a `before_commit`
+hook): it lands or vanishes with the change it describes. Appending locks the chain
+head row (SELECT … FOR UPDATE on PostgreSQL; SQLite writers are serialised by
+BEGIN IMMEDIATE) so two transactions never fork the chain. Because that lock is the
+last one any transaction takes and is held only for a few inserts and the commit, it
+can never close a deadlock cycle with the locks taken before it (the sync clock,
+device rows), and concurrent pushes wait on it only for an instant.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import g, has_request_context
+from sqlalchemy import event as event_api
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -23,6 +27,7 @@ from server.audit.covered_ops import OpRange, digest_range
 from server.models import AuditChainHead, AuditEvent, AuditEventGrid, utcnow
 
 HEAD_ID = 1
+_PENDING = "fieldsync.audit_pending"
 
 
 class Action(enum.StrEnum):
@@ -55,12 +60,20 @@ class AuditError(RuntimeError):
     """The chain cannot be appended to safely (its head is gone, a push is not stored)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class AppendedEvent:
-    """The event just appended: its place in the chain."""
+    """A recorded event; `id` and `hash` are its place in the chain once committed."""
 
-    id: int
-    hash: str
+    action: str
+    target_type: str
+    target_id: str | None
+    details_json: str
+    user_id: int | None
+    device_id: str | None
+    grid_ids: list[int]
+    id: int | None = None
+    hash: str | None = None
+    transaction: Any = field(default=None, repr=False)
 
 
 def record_event(
@@ -74,7 +87,7 @@ def record_event(
     *,
     grid_ids: Iterable[int] = (),
 ) -> AppendedEvent:
-    """Append one event to the chain in the session's transaction.
+    """Record one event in the session's transaction; it joins the chain at commit.
 
     Without `user_id` and `device_id`, the actor is the caller of the current request
     (none outside a request: the command line or a background task). `grid_ids` are
@@ -87,42 +100,95 @@ def record_event(
     body = dict(details or {})
     if grids:
         body["grid_ids"] = grids
-    details_json = canonical_json(body)
-    target = None if target_id is None else str(target_id)
+    event = AppendedEvent(
+        action=str(action),
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        details_json=canonical_json(body),
+        user_id=user_id,
+        device_id=device_id,
+        grid_ids=grids,
+        transaction=_current_transaction(session),
+    )
+    session.info.setdefault(_PENDING, []).append(event)
+    if not event_api.contains(session, "before_commit", _append_pending):
+        event_api.listen(session, "before_commit", _append_pending)
+        event_api.listen(session, "after_soft_rollback", _drop_rolled_back)
+    return event
+
+
+def _current_transaction(session: Session) -> Any:
+    """The innermost transaction (savepoint or not), begun if none is yet."""
+    if session.get_transaction() is None:
+        session.connection()
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _append_pending(session: Session) -> None:
+    """Append the session's recorded events, last thing before COMMIT."""
+    if session.in_nested_transaction():
+        return  # a savepoint is being released; the real COMMIT comes later
+    pending: list[AppendedEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    # Take every other lock (flushing pending changes) before the chain head's.
+    session.flush()
     last_id, prev_hash = _lock_head(session)
-    event_id = last_id + 1
     occurred_at = utcnow()
-    content = event_bytes(
-        event_id, occurred_at, user_id, device_id, str(action), target_type, target, details_json
-    )
-    event_hash = chain_hash(prev_hash, content)
-    session.execute(
-        insert(AuditEvent),
-        [
-            {
-                "id": event_id,
-                "occurred_at": occurred_at,
-                "user_id": user_id,
-                "device_id": device_id,
-                "action": str(action),
-                "target_type": target_type,
-                "target_id": target,
-                "details": details_json,
-                "prev_hash": prev_hash,
-                "hash": event_hash,
-            }
-        ],
-    )
-    if grids:
-        session.execute(
-            insert(AuditEventGrid), [{"grid_id": grid, "event_id": event_id} for grid in grids]
+    rows, grid_rows = [], []
+    for event in pending:
+        last_id += 1
+        content = event_bytes(
+            last_id,
+            occurred_at,
+            event.user_id,
+            event.device_id,
+            event.action,
+            event.target_type,
+            event.target_id,
+            event.details_json,
         )
+        event.id, event.hash = last_id, chain_hash(prev_hash, content)
+        rows.append(
+            {
+                "id": event.id,
+                "occurred_at": occurred_at,
+                "user_id": event.user_id,
+                "device_id": event.device_id,
+                "action": event.action,
+                "target_type": event.target_type,
+                "target_id": event.target_id,
+                "details": event.details_json,
+                "prev_hash": prev_hash,
+                "hash": event.hash,
+            }
+        )
+        grid_rows += [{"grid_id": grid, "event_id": event.id} for grid in event.grid_ids]
+        prev_hash = event.hash
+    session.execute(insert(AuditEvent), rows)
+    if grid_rows:
+        session.execute(insert(AuditEventGrid), grid_rows)
     session.execute(
         update(AuditChainHead)
         .where(AuditChainHead.id == HEAD_ID)
-        .values(last_event_id=event_id, head_hash=event_hash, updated_at=occurred_at)
+        .values(last_event_id=last_id, head_hash=prev_hash, updated_at=occurred_at)
     )
-    return AppendedEvent(event_id, event_hash)
+
+
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """Forget the events recorded in a transaction (or savepoint) that rolled back."""
+    pending: list[AppendedEvent] = session.info.get(_PENDING, [])
+    session.info[_PENDING] = [
+        event for event in pending if not _within(event.transaction, previous_transaction)
+    ]
+
+
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def record_push(

@@ -92,3 +92,66 @@ def test_concurrent_appenders_never_fork_the_chain(database):
     report = verify(database)
     assert report.ok, report.broken
     assert report.events == threads * per_thread
+
+
+def test_events_join_the_chain_only_when_the_transaction_commits(database):
+    with database.session() as session:
+        recorded = record_event(session, "admin.changed", "setting", "x", {})
+        assert recorded.id is None
+        assert session.scalar(select(AuditEvent.id)) is None
+    assert (recorded.id, len(recorded.hash)) == (1, 64)
+
+
+def test_an_event_in_a_rolled_back_savepoint_is_dropped(database):
+    with database.session() as session:
+        record_event(session, "admin.changed", "setting", "kept-before", {})
+        savepoint = session.begin_nested()
+        record_event(session, "admin.changed", "setting", "dropped", {})
+        savepoint.rollback()
+        with session.begin_nested():
+            record_event(session, "admin.changed", "setting", "kept-after", {})
+    with database.session() as session:
+        targets = session.scalars(select(AuditEvent.target_id).order_by(AuditEvent.id))
+        assert list(targets) == ["kept-before", "kept-after"]
+    assert verify(database).ok
+
+
+def test_the_chain_lock_closes_no_deadlock_with_row_locks(postgres_database):
+    """One transaction locks a row, then records; another records, then wants that row.
+
+    Were the chain head locked when an event is recorded, each would wait for the
+    other. It is locked at commit, after every other lock, so both finish.
+    """
+    from sqlalchemy import update
+
+    from server.models import User
+    from tests.conftest import truncate_all
+
+    database = postgres_database
+    with database.session() as session:
+        session.add(User(id=1, username="u", role="worker", password_hash="-"))
+    row_locked, recorded = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with database.session() as session:
+            session.execute(update(User).where(User.id == 1).values(display_name="first"))
+            row_locked.set()
+            assert recorded.wait(10)
+            record_event(session, "user.changed", "user", 1, {"by": "first"})
+
+    def second() -> None:
+        assert row_locked.wait(10)
+        with database.session() as session:
+            record_event(session, "user.changed", "user", 1, {"by": "second"})
+            recorded.set()
+            session.execute(update(User).where(User.id == 1).values(display_name="second"))
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for future in [pool.submit(first), pool.submit(second)]:
+                future.result(timeout=30)
+        report = verify(database)
+        assert report.ok, report.broken
+        assert report.events == 2
+    finally:
+        truncate_all(database.engine)
