@@ -8,7 +8,6 @@ the canonical values), so the store and the reference replica agree by construct
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, tuple_, update
@@ -18,7 +17,14 @@ from sync import hlc as hlc_mod
 from sync.conflicts import Conflict, collide
 from sync.ops import SET, Op, OpStatus, StoredOp
 from sync.store.inbox import timestamp
-from sync.store.sql import effective_base, is_applied
+from sync.store.sql import (
+    bulk_insert,
+    effective_base,
+    in_ids,
+    is_applied,
+    slot_in,
+    stored_time,
+)
 from sync.store.tables import conflicts, ops
 
 OPEN = "open"
@@ -50,20 +56,25 @@ def detect(
     applied: list[StoredOp],
     batch: ColumnElement[bool],
     moment: dt.datetime,
-) -> list[Conflict]:
-    """Record the conflicts the batch's applied sets take part in; resolve what they settle."""
+    *,
+    may_exist: bool = False,
+) -> tuple[list[Conflict], list[int]]:
+    """Record the conflicts the batch's applied sets take part in; resolve what they settle.
+
+    The new conflicts and their ids. `may_exist` is for a release: a pair between two
+    released ops of different devices may have been recorded already.
+    """
     edits = {stored.position: stored for stored in applied if stored.op.kind == SET}
     if not edits:
-        return []
-    found = _new_conflicts(connection, edits, batch)
-    if found:
-        _insert(connection, found, moment)
+        return [], []
+    found = _new_conflicts(connection, edits, batch, may_exist)
+    ids = _insert(connection, found, moment) if found else []
     _resolve(connection, batch, moment)
-    return found
+    return found, ids
 
 
 def _new_conflicts(
-    connection: Connection, edits: dict[int, StoredOp], batch: ColumnElement[bool]
+    connection: Connection, edits: dict[int, StoredOp], batch: ColumnElement[bool], may_exist: bool
 ) -> list[Conflict]:
     mine = ops.alias("mine")
     other = ops.alias("other")
@@ -93,6 +104,8 @@ def _new_conflicts(
             found.setdefault(conflict.ident, conflict)
     if not found:
         return []
+    if not may_exist:
+        return sorted(found.values(), key=lambda c: (c.second_position, c.first_position))
     existing = set(
         connection.execute(
             select(conflicts.c.first_position, conflicts.c.second_position).where(
@@ -113,35 +126,61 @@ def _on(batch: ColumnElement[bool], alias) -> ColumnElement[bool]:
     return ClauseAdapter(alias).traverse(batch)
 
 
-def _insert(connection: Connection, found: list[Conflict], moment: dt.datetime) -> None:
+CONFLICT_COLUMNS = (
+    "record_id",
+    "field",
+    "first_position",
+    "second_position",
+    "winner_position",
+    "status",
+    "created_at",
+    "resolved_at",
+)
+
+
+def _insert(connection: Connection, found: list[Conflict], moment: dt.datetime) -> list[int]:
+    """Append the new conflicts in one go; their ids, in the order of `found`."""
     slots = sorted({(c.record_id, c.field) for c in found})
     seen = _max_bases(connection, slots)
+    stamp = stored_time(connection, moment)
     rows = []
     for conflict in found:
         settled = seen.get((conflict.record_id, conflict.field), 0) >= conflict.second_position
+        winner = conflict.first if conflict.winner == conflict.first else conflict.second
         rows.append(
-            {
-                "record_id": conflict.record_id,
-                "field": conflict.field,
-                "first_position": conflict.first_position,
-                "second_position": conflict.second_position,
-                "winner_position": conflict.first_position
-                if conflict.winner == conflict.first
-                else conflict.second_position,
-                "status": RESOLVED if settled else OPEN,
-                "resolved_position": None,
-                "created_at": moment,
-                "resolved_at": moment if settled else None,
-            }
+            (
+                conflict.record_id,
+                conflict.field,
+                conflict.first_position,
+                conflict.second_position,
+                conflict.first_position if winner == conflict.first else conflict.second_position,
+                RESOLVED if settled else OPEN,
+                stamp,
+                stamp if settled else None,
+            )
         )
-    connection.execute(conflicts.insert(), rows)
+    bulk_insert(connection, conflicts, CONFLICT_COLUMNS, rows)
+    seconds = [c.second_position for c in found]
+    ids = {
+        (first, second): cid
+        for cid, first, second in connection.execute(
+            select(conflicts.c.id, conflicts.c.first_position, conflicts.c.second_position).where(
+                conflicts.c.second_position.between(min(seconds), max(seconds))
+            )
+        )
+    }
+    return [ids[(c.first_position, c.second_position)] for c in found]
 
 
 def _max_bases(connection: Connection, slots: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Per field, the highest effective base among its applied sets."""
     rows = connection.execute(
         select(ops.c.record_id, ops.c.field, func.max(effective_base()))
-        .where(tuple_(ops.c.record_id, ops.c.field).in_(slots), ops.c.kind == SET, is_applied())
+        .where(
+            slot_in(connection, ops.c.record_id, ops.c.field, slots),
+            ops.c.kind == SET,
+            is_applied(),
+        )
         .group_by(ops.c.record_id, ops.c.field)
     )
     return {(record_id, field): base for record_id, field, base in rows}
@@ -173,15 +212,12 @@ def _resolve(connection: Connection, batch: ColumnElement[bool], moment: dt.date
         )
 
 
-def describe(connection: Connection, found: Iterable[Conflict]) -> list[dict[str, Any]]:
+def describe(connection: Connection, conflict_ids: list[int]) -> list[dict[str, Any]]:
     """The wire form of these conflicts (docs/protocol.md, Conflicts)."""
-    pairs = [(c.first_position, c.second_position) for c in found]
-    if not pairs:
+    if not conflict_ids:
         return []
     rows = connection.execute(
-        select(conflicts).where(
-            tuple_(conflicts.c.first_position, conflicts.c.second_position).in_(pairs)
-        )
+        select(conflicts).where(in_ids(connection, conflicts.c.id, conflict_ids))
     ).all()
     return wire(connection, rows)
 
@@ -191,7 +227,9 @@ def wire(connection: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     positions = {p for row in rows for p in (row.first_position, row.second_position)}
     sides = {
         row.position: row
-        for row in connection.execute(select(ops).where(ops.c.position.in_(positions)))
+        for row in connection.execute(
+            select(ops).where(in_ids(connection, ops.c.position, positions))
+        )
     }
     out = []
     for row in sorted(rows, key=lambda r: r.id):

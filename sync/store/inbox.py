@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from sync.store.sql import now
+from sync.store.sql import bulk_insert, encode_json, now, stored_time
 from sync.store.tables import inbox
 
 KINDS = ("conflict", "quarantine", "review", "comment", "reminder")
@@ -29,22 +29,16 @@ def add_items(
     connection: Connection, items: Iterable[Item], moment: dt.datetime | None = None
 ) -> int:
     """Append items in one statement; how many. Unknown kinds raise ValueError."""
-    moment = moment or now()
+    stamp = stored_time(connection, moment or now())
     rows = []
     for item in items:
         if item.kind not in KINDS:
             raise ValueError(f"unknown inbox kind {item.kind!r}")
-        rows.append(
-            {
-                "user_id": item.user_id,
-                "kind": item.kind,
-                "record_id": item.record_id,
-                "payload": item.payload,
-                "created_at": moment,
-            }
-        )
+        rows.append((item.user_id, item.kind, item.record_id, encode_json(item.payload), stamp))
     if rows:
-        connection.execute(inbox.insert(), rows)
+        bulk_insert(
+            connection, inbox, ("user_id", "kind", "record_id", "payload", "created_at"), rows
+        )
     return len(rows)
 
 

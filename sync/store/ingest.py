@@ -95,19 +95,20 @@ def push(
 
     applied = [entry for entry in stored if entry.applied]
     found: list = []
+    conflict_ids: list[int] = []
     if applied:
         batch = ops.c.position.between(stored[0].position, stored[-1].position) & ops.c.reason.is_(
             None
         )
         effect = merge_batch(connection, applied, batch, moment)
         restamp(connection, fields_of(connection, effect.moved), counter)
-        found = conflict_rows.detect(connection, applied, batch, moment)
+        found, conflict_ids = conflict_rows.detect(connection, applied, batch, moment)
         counter.hlc = max(counter.hlc, max(entry.op.hlc for entry in applied))
     clock = hlc_mod.Clock(rules.wall, counter.hlc)
     counter.hlc = clock.now()
     positions.save(connection, counter)
 
-    described = conflict_rows.describe(connection, found)
+    described = conflict_rows.describe(connection, conflict_ids)
     _notify(connection, user_id, quarantined, described, moment)
     result = PushResult(
         acked_seq=new_ops[-1].seq if new_ops else acked,

@@ -21,15 +21,15 @@ from sqlalchemy import (
     case,
     false,
     func,
+    literal,
     select,
-    tuple_,
     update,
 )
 
 from sync.merge import ChoiceSet, Removals
 from sync.ops import DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
 from sync.store.positions import Counter
-from sync.store.sql import key_greater, upsert
+from sync.store.sql import bulk_insert, key_greater, slot_in, upsert
 from sync.store.tables import field_state, ops, records, set_elements, set_removals
 
 Slot = tuple[str, str]
@@ -57,10 +57,14 @@ def merge_batch(
     effect = Effect()
     if not applied:
         return effect
-    effect.moved = _moved_records(connection, batch)
-    _merge_records(connection, batch, moment)
-    if any(stored.op.kind == SET for stored in applied):
-        effect.registers = _merge_registers(connection, batch, report_registers)
+    heads = _record_heads(applied)
+    effect.moved = _moved_records(connection, heads)
+    _merge_records(connection, heads, moment)
+    register_slots = [(s.op.record_id, s.op.field) for s in applied if s.op.kind == SET]
+    if register_slots:
+        # Without two ops on one field, the batch's best op per field is its only op.
+        ranked = len(set(register_slots)) < len(register_slots)
+        effect.registers = _merge_registers(connection, batch, report_registers, ranked)
     choice_ops = [stored for stored in applied if stored.op.kind != SET]
     if choice_ops:
         effect.sets = _merge_choice_sets(connection, choice_ops)
@@ -106,76 +110,48 @@ def _winner_order(*partition):
     )
 
 
-def _record_heads(batch: ColumnElement[bool]):
-    """Per record, the batch's highest-keyed op, with the batch's first and last positions."""
-    ranked = (
-        select(
-            ops.c.record_id,
-            ops.c.form_id,
-            ops.c.form_version,
-            ops.c.grid_id,
-            ops.c.hlc,
-            ops.c.device_id,
-            ops.c.seq,
-            _winner_order(ops.c.record_id).label("rank"),
-            func.min(ops.c.position).over(partition_by=ops.c.record_id).label("first"),
-            func.max(ops.c.position).over(partition_by=ops.c.record_id).label("last"),
-        )
-        .where(batch)
-        .subquery()
-    )
-    return select(ranked).where(ranked.c.rank == 1).subquery()
+def _record_heads(applied: list[StoredOp]) -> dict[str, tuple[StoredOp, int, int]]:
+    """Per record, the batch's highest-keyed op, and the batch's first and last positions."""
+    heads: dict[str, tuple[StoredOp, int, int]] = {}
+    for stored in applied:
+        rid = stored.op.record_id
+        held = heads.get(rid)
+        if held is None:
+            heads[rid] = (stored, stored.position, stored.position)
+            continue
+        best, first, last = held
+        if stored.op.key > best.op.key:
+            best = stored
+        heads[rid] = (best, min(first, stored.position), max(last, stored.position))
+    return heads
 
 
-def _moved_records(connection: Connection, batch: ColumnElement[bool]) -> list[str]:
+def _moved_records(
+    connection: Connection, heads: dict[str, tuple[StoredOp, int, int]]
+) -> list[str]:
     """Existing records whose grid the batch's winning op changes."""
-    heads = _record_heads(batch)
-    query = (
-        select(records.c.record_id)
-        .join(heads, heads.c.record_id == records.c.record_id)
-        .where(
-            key_greater(
-                (heads.c.hlc, heads.c.device_id, heads.c.seq),
-                (records.c.hlc, records.c.device_id, records.c.seq),
-            ),
-            heads.c.grid_id != records.c.grid_id,
-        )
+    rows = connection.execute(
+        select(
+            records.c.record_id,
+            records.c.grid_id,
+            records.c.hlc,
+            records.c.device_id,
+            records.c.seq,
+        ).where(records.c.record_id.in_(sorted(heads)))
     )
-    return sorted(connection.scalars(query))
+    moved = []
+    for row in rows:
+        best = heads[row.record_id][0].op
+        if best.key > (row.hlc, row.device_id, row.seq) and best.grid_id != row.grid_id:
+            moved.append(row.record_id)
+    return sorted(moved)
 
 
-def _merge_records(connection: Connection, batch: ColumnElement[bool], moment: dt.datetime) -> None:
+def _merge_records(
+    connection: Connection, heads: dict[str, tuple[StoredOp, int, int]], moment: dt.datetime
+) -> None:
     """Create new records and move version and grid to each record's winning op."""
-    heads = _record_heads(batch)
-    source = select(
-        heads.c.record_id,
-        heads.c.form_id,
-        heads.c.form_version,
-        heads.c.grid_id,
-        heads.c.hlc,
-        heads.c.device_id,
-        heads.c.seq,
-        false(),
-        heads.c.first,
-        heads.c.last,
-        bindparam("created", moment, type_=records.c.created_at.type),
-        bindparam("updated", moment, type_=records.c.updated_at.type),
-    ).where(heads.c.rank == 1)
-    columns = [
-        "record_id",
-        "form_id",
-        "form_version",
-        "grid_id",
-        "hlc",
-        "device_id",
-        "seq",
-        "deleted",
-        "created_position",
-        "changed_position",
-        "created_at",
-        "updated_at",
-    ]
-    statement = upsert(connection, records).from_select(columns, source)
+    statement = upsert(connection, records)
     new = statement.excluded
     wins = key_greater(
         (new.hlc, new.device_id, new.seq), (records.c.hlc, records.c.device_id, records.c.seq)
@@ -188,15 +164,40 @@ def _merge_records(connection: Connection, batch: ColumnElement[bool], moment: d
         index_elements=[records.c.record_id],
         set_={
             **taken,
-            "changed_position": func.coalesce(new.changed_position, records.c.changed_position),
+            "changed_position": case(
+                (new.changed_position > records.c.changed_position, new.changed_position),
+                else_=records.c.changed_position,
+            ),
             "updated_at": new.updated_at,
         },
     )
-    connection.execute(statement)
+    rows = []
+    for rid, (best, first, last) in heads.items():
+        op = best.op
+        rows.append(
+            {
+                "record_id": rid,
+                "form_id": op.form_id,
+                "form_version": op.form_version,
+                "grid_id": op.grid_id,
+                "hlc": op.hlc,
+                "device_id": op.device_id,
+                "seq": op.seq,
+                "deleted": False,
+                "created_position": first,
+                "changed_position": last,
+                "created_at": moment,
+                "updated_at": moment,
+            }
+        )
+    connection.execute(statement, rows)
 
 
-def _merge_registers(connection: Connection, batch: ColumnElement[bool], report: bool) -> set[Slot]:
+def _merge_registers(
+    connection: Connection, batch: ColumnElement[bool], report: bool, ranked_needed: bool
+) -> set[Slot]:
     """Replace each register's winner by the batch's best op on it, where that wins."""
+    rank = _winner_order(ops.c.record_id, ops.c.field) if ranked_needed else literal(1)
     ranked = (
         select(
             ops.c.record_id,
@@ -206,7 +207,7 @@ def _merge_registers(connection: Connection, batch: ColumnElement[bool], report:
             ops.c.device_id,
             ops.c.seq,
             ops.c.position,
-            _winner_order(ops.c.record_id, ops.c.field).label("rank"),
+            rank.label("rank"),
         )
         .where(batch, ops.c.kind == SET)
         .subquery()
@@ -328,7 +329,7 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
     sets: dict[Slot, ChoiceSet] = {slot: ChoiceSet() for slot in slots}
     tag_rows = connection.execute(
         select(set_elements).where(
-            tuple_(set_elements.c.record_id, set_elements.c.field).in_(slots),
+            slot_in(connection, set_elements.c.record_id, set_elements.c.field, slots),
             set_elements.c.removed_position.is_(None),
         )
     )
@@ -338,7 +339,7 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
     removal_rows: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     for row in connection.execute(
         select(set_removals).where(
-            tuple_(set_removals.c.record_id, set_removals.c.field).in_(slots)
+            slot_in(connection, set_removals.c.record_id, set_removals.c.field, slots)
         )
     ):
         removal_rows[(row.record_id, row.field, row.element, row.device_id)] = (
@@ -360,7 +361,8 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
             field_state.c.seq,
             field_state.c.op_position,
         ).where(
-            tuple_(field_state.c.record_id, field_state.c.field).in_(slots), field_state.c.multi
+            slot_in(connection, field_state.c.record_id, field_state.c.field, slots),
+            field_state.c.multi,
         )
     ):
         slot = (row.record_id, row.field)
@@ -371,7 +373,10 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
 
 def _write_choice_sets(connection, new_tags, covered, removals, states) -> None:
     if new_tags:
-        connection.execute(set_elements.insert(), new_tags)
+        columns = ("record_id", "field", "element", "add_position", "device_id", "seq")
+        bulk_insert(
+            connection, set_elements, columns, [tuple(t[c] for c in columns) for t in new_tags]
+        )
     if covered:
         connection.execute(
             update(set_elements)

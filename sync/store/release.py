@@ -66,10 +66,10 @@ def release(
     effect = merge_batch(connection, released, batch, moment, report_registers=True)
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
-    found = conflict_rows.detect(connection, released, batch, moment)
+    found, conflict_ids = conflict_rows.detect(connection, released, batch, moment, may_exist=True)
     counter.hlc = max(counter.hlc, max(entry.op.hlc for entry in released))
     positions.save(connection, counter)
-    described = conflict_rows.describe(connection, found)
+    described = conflict_rows.describe(connection, conflict_ids)
     items = []
     for conflict in described:
         users = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, bindparam, case, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    case,
+    column,
+    func,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import literal_column
 
 from sync.store.tables import op_releases, ops
+
+_names = itertools.count()  # unique bind parameter names within a statement
 
 
 def is_postgres(connection: Connection) -> bool:
@@ -58,12 +74,11 @@ def key_greater(new: Sequence[Any], old: Sequence[Any]) -> ColumnElement[bool]:
 def in_ids(connection: Connection, column: Column, ids: Collection[int]) -> ColumnElement[bool]:
     """`column IN ids` with one bound parameter, however many ids there are."""
     values = sorted(set(ids))
+    name = f"ids{next(_names)}"
     if is_postgres(connection):
-        return column == func.any(
-            bindparam("scope_ids", values, type_=postgresql.ARRAY(column.type))
-        )
+        return column == func.any(bindparam(name, values, type_=postgresql.ARRAY(BigInteger)))
     listed = select(literal_column("value")).select_from(
-        func.json_each(bindparam("scope_ids", json.dumps(values)))
+        func.json_each(bindparam(name, json.dumps(values)))
     )
     return column.in_(listed.scalar_subquery())
 
@@ -98,3 +113,18 @@ def stored_time(connection: Connection, moment: dt.datetime) -> Any:
         return moment
     # SQLAlchemy's SQLite DateTime storage format, UTC.
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def slot_in(connection: Connection, record_column, field_column, slots: Sequence[tuple[str, str]]):
+    """`(record_id, field) IN slots`; on PostgreSQL as two arrays, which plans far better
+    than a long list of row values."""
+    if not is_postgres(connection):
+        return tuple_(record_column, field_column).in_(list(slots))
+    n = next(_names)
+    pairs = (
+        # n is a counter: only bind parameter names are formatted in
+        text(f"SELECT * FROM unnest(CAST(:sr{n} AS text[]), CAST(:sf{n} AS text[]))")  # noqa: S608
+        .bindparams(**{f"sr{n}": [r for r, _ in slots], f"sf{n}": [f for _, f in slots]})
+        .columns(column("r"), column("f"))
+    )
+    return tuple_(record_column, field_column).in_(pairs)

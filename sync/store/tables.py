@@ -193,9 +193,9 @@ conflicts = Table(
     Column("resolved_at", DateTime(timezone=True)),
     Index("ix_conflicts_record_id_field", "record_id", "field"),
     Index(
-        "ix_conflicts_first_position_second_position",
-        "first_position",
+        "ix_conflicts_second_position_first_position",
         "second_position",
+        "first_position",
         unique=True,
     ),
     Index("ix_conflicts_status", "status"),

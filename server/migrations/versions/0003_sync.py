@@ -40,9 +40,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conflicts")),
     )
     op.create_index(
-        "ix_conflicts_first_position_second_position",
+        "ix_conflicts_second_position_first_position",
         "conflicts",
-        ["first_position", "second_position"],
+        ["second_position", "first_position"],
         unique=True,
     )
     op.create_index(

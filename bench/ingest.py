@@ -1,0 +1,252 @@
+"""Ingest benchmark: 5,000-op pushes, validated against their form and committed.
+
+Device A fills household-visit-like records of 30 fields; device B edits 10% of the
+same fields without having seen A's ops, so every one of B's sets is a conflict.
+Beside it, the same op rows go into a bare table by COPY (PostgreSQL) or executemany
+(SQLite) in the same run, as the ceiling to compare with. Then one push is sent again
+(a retry after a lost reply) to time a duplicate push.
+
+    python bench/ingest.py [--backend sqlite|postgresql|both] [--pushes N] [--ops N] [--json]
+
+`--ops 1000000` ingests a million ops and reports the process's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import text  # noqa: E402
+
+from bench.sync_world import FORM_ID, field_kinds, fresh_database, populate, value_for  # noqa: E402
+from server import sync_service  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from sync import hlc, protocol  # noqa: E402
+from sync.store.ingest import OP_COLUMNS  # noqa: E402
+from sync.store.sql import bulk_insert, encode_json, now, stored_time  # noqa: E402
+from sync.store.tables import ops as ops_table  # noqa: E402
+
+PUSH_SIZE = 5000
+CONCURRENT_SHARE = 10  # one field in ten is also edited by device B
+
+
+class Device:
+    """A bench phone: seqs, clock, cursor."""
+
+    def __init__(self, device_id: str) -> None:
+        self.id = device_id
+        self.seq = 0
+        self.clock = hlc.Clock()
+        self.cursor = 0
+
+    def op(self, record_id: str, name: str, kind: str, value, grid_id: int) -> dict:
+        self.seq += 1
+        return {
+            "seq": self.seq,
+            "record_id": record_id,
+            "form_id": FORM_ID,
+            "form_version": 1,
+            "grid_id": grid_id,
+            "field": name,
+            "kind": "add" if kind == "select_multiple" else "set",
+            "value": value,
+            "hlc": hlc.to_wire(self.clock.now()),
+            "base": self.cursor,
+        }
+
+
+def slots():
+    """(record_id, field, type) of record after record, field after field."""
+    kinds = field_kinds()
+    for n in itertools.count():
+        record_id = f"00000000-0000-4000-8000-{n:012x}"
+        for name, kind in kinds:
+            yield record_id, name, kind
+
+
+def push(database, world, device: Device, wire_ops: list[dict]):
+    """One push through the protocol handler, committed; (reply, seconds)."""
+    settings = Settings()
+    started = time.perf_counter()
+    with database.sessions() as session:
+        rules = sync_service.rules_for(session, settings, world.known)
+        caller = protocol.Caller(device.id, world.user_id, [world.grid_id])
+        reply = protocol.push(
+            session.connection(),
+            caller,
+            protocol.PushRequest(wire_ops),
+            rules,
+            lambda named: {world.grid_id} & named,
+        )
+        session.commit()
+    return reply, time.perf_counter() - started
+
+
+def copy_baseline(database, batches: list[list[tuple]]) -> float:
+    """Rows per second of COPY / executemany of the same rows into a bare table."""
+    with database.engine.begin() as connection:
+        columns = ", ".join(
+            f"{name} {'TEXT' if name in ('device_id', 'record_id', 'form_id', 'field', 'kind', 'value', 'reason', 'detail') else 'BIGINT'}"
+            for name in OP_COLUMNS
+            if name != "received_at"
+        )
+        connection.execute(text(f"CREATE TABLE bench_copy ({columns}, received_at TIMESTAMP)"))
+    bare = ops_table.to_metadata(__import__("sqlalchemy").MetaData(), name="bench_copy")
+    elapsed = rows = 0
+    for batch in batches:
+        started = time.perf_counter()
+        with database.engine.begin() as connection:
+            bulk_insert(connection, bare, OP_COLUMNS, batch)
+        elapsed += time.perf_counter() - started
+        rows += len(batch)
+    return rows / elapsed
+
+
+def as_rows(
+    database, wire_ops: list[dict], device_id: str, user_id: int, first: int
+) -> list[tuple]:
+    with database.engine.connect() as connection:
+        received = stored_time(connection, now())
+    return [
+        (
+            first + i,
+            device_id,
+            op["seq"],
+            user_id,
+            op["record_id"],
+            op["form_id"],
+            op["form_version"],
+            op["grid_id"],
+            op["field"],
+            op["kind"],
+            encode_json(op["value"]),
+            hlc.from_wire(op["hlc"]),
+            op["base"],
+            None,
+            None,
+            received,
+        )
+        for i, op in enumerate(wire_ops)
+    ]
+
+
+def run(backend: str, pushes: int, total_ops: int | None) -> dict:
+    with fresh_database(backend) as database:
+        world = populate(database)
+        world.known = sync_service.warm(database, [(FORM_ID, 1)])
+        a, b = Device(world.devices[0]), Device(world.devices[1])
+        source = slots()
+        elapsed = sent = conflicts = 0
+        first_times: list[float] = []
+        baseline_batches: list[list[tuple]] = []
+        first_push: list[dict] | None = None
+        rounds = itertools.count()
+        position = 0
+        for round_no in rounds:
+            if total_ops is None and round_no >= pushes:
+                break
+            if total_ops is not None and sent >= total_ops:
+                break
+            b_base = b.cursor
+            a_ops = []
+            for n in range(PUSH_SIZE):
+                record_id, name, kind = next(source)
+                a_ops.append(a.op(record_id, name, kind, value_for(kind, n), world.grid_id))
+            b.cursor = b_base  # B edits without having seen A's push
+            b_ops = [
+                b.op(
+                    op["record_id"],
+                    op["field"],
+                    "select_multiple" if op["kind"] == "add" else "x",
+                    _other(op["value"]),
+                    world.grid_id,
+                )
+                for op in a_ops[::CONCURRENT_SHARE]
+            ]
+            for device, wire in ((a, a_ops), (b, b_ops)):
+                reply, seconds = push(database, world, device, wire)
+                assert reply.result.applied == len(wire), reply.result.quarantined[:3]
+                elapsed += seconds
+                sent += len(wire)
+                conflicts += len(reply.result.conflicts)
+                if device is a:
+                    first_times.append(seconds)
+                if len(baseline_batches) < pushes * 2:
+                    baseline_batches.append(
+                        as_rows(database, wire, device.id, world.user_id, position + 1)
+                    )
+                position += len(wire)
+            a.cursor = b.cursor = position
+            if first_push is None:
+                first_push = a_ops
+        dup_reply, dup_seconds = push(database, world, a, first_push)
+        assert dup_reply.result.duplicate == len(first_push)
+        baseline = copy_baseline(database, baseline_batches)
+    ops_per_s = sent / elapsed
+    first_avg = sum(first_times) / len(first_times)
+    return {
+        "backend": backend,
+        "ops": sent,
+        "pushes": len(first_times) * 2,
+        "conflicts": conflicts,
+        "seconds": round(elapsed, 3),
+        "ops_per_s": round(ops_per_s),
+        "baseline_rows_per_s": round(baseline),
+        "ratio": round(ops_per_s / baseline, 3),
+        "first_push_s": round(first_avg, 4),
+        "duplicate_push_s": round(dup_seconds, 4),
+        "duplicate_speedup": round(first_avg / dup_seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _other(value):
+    """A different valid value of the same kind."""
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str) and value.startswith("c"):
+        return "c1" if value != "c1" else "c2"
+    if isinstance(value, str) and value.startswith("2024-"):
+        return "2023-06-15"
+    return f"{value} (B)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--pushes", type=int, default=20, help="pushes of device A per backend")
+    parser.add_argument(
+        "--ops", type=int, default=None, help="ingest at least this many ops instead"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    args = parser.parse_args()
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results = [run(backend, args.pushes, args.ops) for backend in backends]
+    header = (
+        "backend",
+        "ops",
+        "ops_per_s",
+        "baseline_rows_per_s",
+        "ratio",
+        "first_push_s",
+        "duplicate_push_s",
+        "duplicate_speedup",
+        "conflicts",
+        "peak_rss_mb",
+    )
+    print(" | ".join(f"{name:>12}" for name in header))
+    for result in results:
+        print(" | ".join(f"{result[name]!s:>12}" for name in header))
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else {"results": results, **results[0]}))
+
+
+if __name__ == "__main__":
+    main()
