@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import Comment, Review, ReviewDecision, User
 from sync.messages import ReleaseRefused
@@ -67,7 +68,16 @@ def decide(
         },
         reviewer,
     )
+    details = {"review_id": review.id, "decision": decision, "comment": comment}
+    _audit(session, Action.REVIEW_DECIDED, record_id, details, reviewer)
     return review
+
+
+def _audit(session: Session, action: Action, record_id: str, details: dict, by: User) -> None:
+    """One audit event about the record, visible to the supervisors of its grid."""
+    grid_id = session.scalar(select(t.records.c.grid_id).where(t.records.c.record_id == record_id))
+    grids = [grid_id] if grid_id is not None else []
+    record_event(session, action, "record", record_id, details, user_id=by.id, grid_ids=grids)
 
 
 def add_comment(
@@ -89,6 +99,8 @@ def add_comment(
         {"comment_id": comment.id, "field": field, "body": body, "by": author.username},
         author,
     )
+    details = {"comment_id": comment.id, "field": field, "body": body}
+    _audit(session, Action.REVIEW_COMMENTED, record_id, details, author)
     return comment
 
 

@@ -16,12 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from server.audit.chain import format_time
+from server.audit.events import Action
 from server.models import AuditEvent, Device, User
 from sync import hlc
 from sync.conflicts import find_conflicts, resolves
 from sync.merge import Merged, fold
 from sync.ops import Op, OpStatus, StoredOp
 from sync.store.tables import op_releases, ops, records
+
+# Events about a record that target something else (a conflict, an op) and carry
+# the record's id in their details.
+RECORD_LINKED = (Action.CONFLICT_RESOLVED, Action.QUARANTINE_RELEASED)
 
 
 @dataclass(frozen=True)
@@ -229,10 +234,21 @@ def conflicts(rows: list[OpRow]) -> list[dict[str, Any]]:
 
 
 def record_events(connection: Connection, record_id: str) -> list[dict[str, Any]]:
-    """Audit events about the record: review decisions, comments, resolutions."""
+    """Audit events about the record: review decisions, comments, resolutions, releases.
+
+    Resolutions and releases target a conflict or an op and name the record in their
+    details; the action index narrows those before the text match.
+    """
+    named = f'"record_id":{json.dumps(record_id, ensure_ascii=False)}'
     statement = (
         select(AuditEvent)
-        .where(AuditEvent.target_type == "record", AuditEvent.target_id == record_id)
+        .where(
+            ((AuditEvent.target_type == "record") & (AuditEvent.target_id == record_id))
+            | (
+                AuditEvent.action.in_([str(action) for action in RECORD_LINKED])
+                & AuditEvent.details.contains(named, autoescape=True)
+            )
+        )
         .order_by(AuditEvent.id)
     )
     return [
