@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import MetaData, text
 
-from bench.sync_world import FORM_ID, field_kinds, fresh_database, populate, value_for  # noqa: E402
-from server import sync_service  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from sync import hlc, protocol  # noqa: E402
-from sync.store.ingest import OP_COLUMNS  # noqa: E402
-from sync.store.sql import bulk_insert, encode_json, now, stored_time  # noqa: E402
-from sync.store.tables import ops as ops_table  # noqa: E402
+from bench.sync_world import FORM_ID, field_kinds, fresh_database, populate, value_for
+from server import sync_service
+from server.settings import Settings
+from sync import hlc, protocol
+from sync.store.ingest import OP_COLUMNS
+from sync.store.sql import bulk_insert, encode_json, now, stored_time
+from sync.store.tables import ops as ops_table
 
 PUSH_SIZE = 5000
 CONCURRENT_SHARE = 10  # one field in ten is also edited by device B
@@ -91,14 +91,15 @@ def push(database, world, device: Device, wire_ops: list[dict]):
 
 def copy_baseline(database, batches: list[list[tuple]]) -> float:
     """Rows per second of COPY / executemany of the same rows into a bare table."""
+    texts = {"device_id", "record_id", "form_id", "field", "kind", "value", "reason", "detail"}
+    columns = ", ".join(
+        f"{name} {'TEXT' if name in texts else 'BIGINT'}"
+        for name in OP_COLUMNS
+        if name != "received_at"
+    )
     with database.engine.begin() as connection:
-        columns = ", ".join(
-            f"{name} {'TEXT' if name in ('device_id', 'record_id', 'form_id', 'field', 'kind', 'value', 'reason', 'detail') else 'BIGINT'}"
-            for name in OP_COLUMNS
-            if name != "received_at"
-        )
         connection.execute(text(f"CREATE TABLE bench_copy ({columns}, received_at TIMESTAMP)"))
-    bare = ops_table.to_metadata(__import__("sqlalchemy").MetaData(), name="bench_copy")
+    bare = ops_table.to_metadata(MetaData(), name="bench_copy")
     elapsed = rows = 0
     for batch in batches:
         started = time.perf_counter()
