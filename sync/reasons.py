@@ -57,8 +57,18 @@ class Gate:
     lookup_form: FormLookup
     check_field: FieldCheck
     scope: Collection[int] | None  # the device user's grids with sub-grids; None: all
-    server_millis: int
+    server_millis: int  # see `server_millis`: fixed for the whole push
     max_skew_ms: int = 600_000
+
+
+def server_millis(wall_ms: int, max_applied_hlc: int) -> int:
+    """The server's clock for the `clock_ahead` check: its HLC, not its bare wall clock.
+
+    That is the wall clock, or the highest HLC among applied ops when that is later
+    (a released op from a fast device moves every device's HLC forward; their next
+    edits must not be quarantined for following it).
+    """
+    return max(wall_ms, hlc.millis_of(max_applied_hlc))
 
 
 def quarantine_reason(op: Op, gate: Gate, record_form: str | None) -> Verdict | None:

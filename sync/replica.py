@@ -28,7 +28,14 @@ from sync.messages import (
     SeqReuse,
 )
 from sync.ops import SET, Op, OpStatus, StoredOp
-from sync.reasons import NOT_RELEASABLE, FieldCheck, FormLookup, Gate, quarantine_reason
+from sync.reasons import (
+    NOT_RELEASABLE,
+    FieldCheck,
+    FormLookup,
+    Gate,
+    quarantine_reason,
+    server_millis,
+)
 
 __all__ = ["ConflictRow", "DeviceReplica", "ServerReplica"]
 
@@ -62,6 +69,7 @@ class ServerReplica:
         self.max_skew_ms = max_skew_ms
         self.clock = hlc.Clock(wall)
         self.position = 0
+        self.max_applied_hlc = 0
         self.ops: dict[OpId, StoredOp] = {}
         self.acked: dict[str, int] = defaultdict(int)
         self.merged = Merged()
@@ -82,7 +90,13 @@ class ServerReplica:
         if any(op.device_id != device_id for op in sent):
             raise ValueError("every op of a push belongs to the pushing device")
         new_ops, duplicate = self._split_new(device_id, sent)
-        gate = Gate(self.lookup_form, self.check_field, scope, self.wall(), self.max_skew_ms)
+        gate = Gate(
+            self.lookup_form,
+            self.check_field,
+            scope,
+            server_millis(self.wall(), self.max_applied_hlc),
+            self.max_skew_ms,
+        )
         grids_before = self._grids(op.record_id for op in new_ops)
         stored: list[StoredOp] = []
         quarantined: list[QuarantinedOp] = []
@@ -152,6 +166,7 @@ class ServerReplica:
             self.merged.apply(entry)
             self.fields_of[op.record_id].add(op.field)
             self.clock.observe(op.hlc)
+            self.max_applied_hlc = max(self.max_applied_hlc, op.hlc)
             if op.kind == SET:
                 self.edits[slot].append(entry)
                 winner = self.merged.registers[slot]
@@ -257,8 +272,12 @@ class ServerReplica:
             if position > cursor and (scope is None or heads[slot[0]].grid_id in scope)
         )
         page = [self.change(slot, position) for position, slot in later[:limit]]
-        next_cursor = page[-1].position if page else cursor
-        return Page(page, next_cursor, len(later) > limit, self.clock.now())
+        more = len(later) > limit
+        # The last page brings the device up to the newest position: a cursor that
+        # stopped at the last change would leave later ops that changed nothing
+        # "unseen", and the device's next edits would look concurrent with them.
+        next_cursor = page[-1].position if more else self.position
+        return Page(page, next_cursor, more, self.clock.now())
 
     def change(self, slot: Slot, position: int) -> Change:
         """One field's current state as a pull change."""

@@ -139,12 +139,24 @@ def test_release_equals_having_applied_from_the_start(server) -> None:
         s if s.op.op_id != held.op_id else result.released[0] for s in server.log()
     )
     assert {k: v for k, v in server.state().items()} == applied_from_start.fields()
-    # d2 had pulled nothing of `held`, so the two names are a conflict
-    assert [c.ident[2:] for c in result.conflicts] == [(("d1", 2), ("d2", 2))]
+    # d2 had pulled up to `held`'s position: as if applied from the start, it saw it
+    assert result.conflicts == []
     with pytest.raises(ReleaseRefused):
         server.release([held.op_id])
     with pytest.raises(ReleaseRefused):
         server.release([("d9", 1)])
+
+
+def test_a_released_op_finds_the_conflicts_it_would_have_found(server) -> None:
+    d1, d2 = device("d1"), device("d2")
+    blind = household(d2, "head_name", "li")  # made before anything was pulled
+    held = household(d1, "head_name", "far-too-long")
+    server.push("d1", [held])
+    assert server.push("d2", [blind]).conflicts == []
+    result = server.release([held.op_id])
+    assert [c.ident[2:] for c in result.conflicts] == [(("d1", 1), ("d2", 1))]
+    (row,) = server.conflicts.values()
+    assert not row.resolved
 
 
 def test_a_refused_release_changes_nothing(server) -> None:

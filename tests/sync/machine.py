@@ -1,0 +1,391 @@
+"""A Hypothesis state machine: 2 to 5 devices editing and syncing against one server.
+
+The server is anything with the `Backend` methods: the reference replica, or the SQL
+store checked against a reference replica step by step. Every invariant of DESIGN.md
+is checked after each step or once the devices have quiesced.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any, Protocol
+
+from hypothesis import event
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from sync.conflicts import find_conflicts
+from sync.device_replica import DeviceReplica
+from sync.merge import fold
+from sync.messages import CursorExpired, Page, PushResult, ReleaseRefused, ReleaseResult
+from sync.ops import SET, Op, StoredOp
+from sync.reasons import NOT_RELEASABLE
+from sync.replica import ServerReplica
+from tests.sync.world import RECORDS, VALID_EDITS, check_field, edits, lookup_form
+
+START_MS = 1_700_000_000_000
+DEVICE_IDS = [f"00000000-0000-4000-a000-00000000000{n}" for n in range(1, 6)]
+SCOPES = [None, None, (1, 2), (1,), (2, 3)]
+SKEWS = [0] * 8 + [-3_000, 400_000, 1_500_000]  # the last is over the 10 minutes allowed
+Slot = tuple[str, str]
+
+
+def bucket(count: int) -> str:
+    """A coarse label for statistics."""
+    return "0" if count == 0 else "1-4" if count < 5 else "5-19" if count < 20 else "20+"
+
+
+class Backend(Protocol):
+    """What the machine needs of a server."""
+
+    def push(self, device_id: str, ops: list[Op], scope: Any) -> PushResult: ...
+    def pull(self, scope: Any, cursor: int, limit: int) -> Page: ...
+    def snapshot(self, scope: Any, cursor: int, limit: int) -> Page: ...
+    def release(self, op_ids: list[tuple[str, int]]) -> ReleaseResult: ...
+    def log(self) -> list[StoredOp]: ...
+    def state(self, scope: Any = None) -> dict: ...
+    def conflicts(self) -> dict[tuple, bool]: ...
+    def newest(self) -> int: ...
+    def restart(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ReplicaBackend:
+    """The reference replica as a backend."""
+
+    def __init__(self, wall) -> None:
+        self.server = ServerReplica(lookup_form, check_field, wall=wall)
+
+    def push(self, device_id, ops, scope):
+        return self.server.push(device_id, ops, scope)
+
+    def pull(self, scope, cursor, limit):
+        return self.server.pull(scope, cursor, limit)
+
+    def snapshot(self, scope, cursor, limit):
+        return self.server.snapshot(scope, cursor, limit)
+
+    def release(self, op_ids):
+        return self.server.release(op_ids)
+
+    def log(self):
+        return self.server.log()
+
+    def state(self, scope=None):
+        return self.server.state(scope)
+
+    def conflicts(self):
+        return {row.conflict.ident: row.resolved for row in self.server.conflicts.values()}
+
+    def newest(self):
+        return self.server.position
+
+    def restart(self) -> None:
+        """Nothing is lost: the replica is its own durable store."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class SyncMachine(RuleBasedStateMachine):
+    """Devices edit, push (split, duplicated, replies lost), pull, restart and quiesce."""
+
+    backend_factory = staticmethod(ReplicaBackend)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = START_MS
+        self.server: Backend = self.backend_factory(lambda: self.now)
+        self.devices: list[DeviceReplica] = []
+        self.scopes: list[Any] = []
+        self.made: list[dict[int, Op]] = []  # every op each device made, by seq
+        self.acked: list[int] = []
+        self.skews: list[int] = []
+        self.reported: dict[tuple, int] = {}  # conflict ident -> times reported
+        self.sent = 0
+        self.releases = 0
+
+    def teardown(self) -> None:
+        try:
+            if self.devices:
+                self.quiesce()
+                log = self.server.log()
+                conflicts = self.server.conflicts()
+                event(f"ops stored: {bucket(len(log))}")
+                event(f"ops quarantined: {bucket(sum(not s.applied for s in log))}")
+                event(f"conflicts: {bucket(len(conflicts))}, resolved: {any(conflicts.values())}")
+                event(f"releases: {bucket(self.releases)}")
+        finally:
+            self.server.close()
+
+    @initialize(
+        count=st.integers(2, 5),
+        scopes=st.lists(st.sampled_from(SCOPES), min_size=5, max_size=5),
+        skews=st.lists(st.sampled_from(SKEWS), min_size=5, max_size=5),
+        first_edits=st.lists(st.lists(edits(), max_size=4), min_size=5, max_size=5),
+    )
+    def start(self, count: int, scopes: list, skews: list[int], first_edits: list) -> None:
+        """The devices, each with its scope and clock skew, and a first day offline."""
+        for n in range(count):
+            skew = skews[n]
+            self.devices.append(DeviceReplica(DEVICE_IDS[n], wall=lambda s=skew: self.now + s))
+            self.scopes.append(None if scopes[n] is None else frozenset(scopes[n]))
+            self.made.append({})
+            self.acked.append(0)
+            self.skews.append(skew)
+        for n in range(count):
+            self.edit(n, first_edits[n], stray=False)
+
+    def device(self, i: int) -> tuple[int, DeviceReplica]:
+        n = i % len(self.devices)
+        return n, self.devices[n]
+
+    # -- rules --------------------------------------------------------------------------
+
+    @rule(
+        i=st.integers(0, 4),
+        batch=st.lists(edits(), min_size=1, max_size=4),
+        stray=st.sampled_from([False] * 7 + [True]),
+    )
+    def edit(self, i: int, batch: list, stray: bool) -> None:
+        """A few edits made offline; most stay within the device's scope."""
+        n, dev = self.device(i)
+        scope = self.scopes[n]
+        for edit in batch:
+            if scope is not None and not stray and edit.grid_id not in scope:
+                edit = replace(edit, grid_id=sorted(scope)[edit.grid_id % len(scope)])
+            seen = max((c.hlc for c in dev.confirmed.values()), default=0)
+            op = dev.edit(*edit.args())
+            # an edit made after pulling another always outranks it
+            assert op.hlc > seen
+            assert op.base == dev.cursor
+            self.made[n][op.seq] = op
+
+    @rule(i=st.integers(0, 4))
+    def edit_with_another_form(self, i: int) -> None:
+        n, dev = self.device(i)
+        op = dev.edit(RECORDS[0][0], "hazard", 1, 1, "severity", SET, "low")
+        self.made[n][op.seq] = op
+
+    @rule(
+        i=st.integers(0, 4),
+        limit=st.integers(1, 6),
+        resend=st.integers(0, 3),
+        lose_reply=st.sampled_from([False, False, False, True]),
+    )
+    def push(self, i: int, limit: int, resend: int, lose_reply: bool) -> None:
+        n, dev = self.device(i)
+        fresh = dev.outbox(limit)
+        # a batch may repeat ops the server already holds (a retry after a lost reply)
+        already = [
+            self.made[n][seq]
+            for seq in range(max(1, self.acked[n] - resend + 1), self.acked[n] + 1)
+        ]
+        new = [op for op in fresh if op.seq > self.acked[n]]
+        repeated = already + [op for op in fresh if op.seq <= self.acked[n]]
+        if not fresh and not already:
+            return
+        result = self.server.push(dev.device_id, repeated + new, self.scopes[n])
+        self.sent += len(repeated) + len(new)
+        assert result.duplicate == len(repeated)
+        assert result.applied + len(result.quarantined) == len(new)
+        assert result.acked_seq == (new[-1].seq if new else self.acked[n])
+        assert [s.op.seq for s in result.stored] == [op.seq for op in new]
+        self.acked[n] = result.acked_seq
+        for conflict in result.conflicts:
+            self.reported[conflict.ident] = self.reported.get(conflict.ident, 0) + 1
+        if not lose_reply:
+            dev.on_pushed(result)
+
+    @rule(
+        i=st.integers(0, 4),
+        limit=st.integers(1, 8),
+        lose_page=st.sampled_from([False, False, False, True]),
+    )
+    def pull(self, i: int, limit: int, lose_page: bool) -> None:
+        n, dev = self.device(i)
+        page = self.server.pull(self.scopes[n], dev.cursor, limit)
+        self.check_page(n, dev.cursor, page)
+        if not lose_page:
+            dev.apply_page(page)
+
+    @rule(i=st.integers(0, 4))
+    def sync(self, i: int) -> None:
+        """What a device does at night: push everything, then pull everything."""
+        n, _ = self.device(i)
+        self.push_all(n)
+        self.read_all(n, 5, snapshot=False)
+
+    @rule(pick=st.integers(0, 1000), i=st.integers(0, 4))
+    def resolve_a_conflict(self, pick: int, i: int) -> None:
+        """Someone who has seen both values enters one: the conflict is resolved."""
+        open_ones = sorted(ident for ident, done in self.server.conflicts().items() if not done)
+        if not open_ones:
+            return
+        record_id, field, first, _ = open_ones[pick % len(open_ones)]
+        by_id = {s.op.op_id: s.op for s in self.server.log()}
+        grid = self.server.state(None)[(record_id, field)]  # present: a conflict applied
+        head = next(op for op in by_id.values() if op.record_id == record_id)
+        grid_id = self.record_grid(record_id)
+        candidates = [
+            n
+            for n in range(len(self.devices))
+            if self.skews[n] < 600_000 and (self.scopes[n] is None or grid_id in self.scopes[n])
+        ]
+        if not candidates:
+            return
+        n = candidates[i % len(candidates)]
+        dev = self.devices[n]
+        self.push_all(n)
+        self.read_all(n, 8, snapshot=False)
+        value = next(v[0] for f, k, v in VALID_EDITS[head.form_id] if f == field and k == SET)
+        op = dev.edit(
+            record_id, head.form_id, by_id[first].form_version, grid_id, field, SET, value
+        )
+        assert grid is not None
+        self.made[n][op.seq] = op
+        self.push_all(n)
+        assert self.server.conflicts()[open_ones[pick % len(open_ones)]]
+
+    def record_grid(self, record_id: str) -> int:
+        """The record's current grid: that of its highest-keyed applied op."""
+        applied = [s.op for s in self.server.log() if s.applied and s.op.record_id == record_id]
+        return max(applied, key=lambda op: op.key).grid_id
+
+    @rule(i=st.integers(0, 4), limit=st.integers(1, 8))
+    def restore_from_snapshot(self, i: int, limit: int) -> None:
+        """The server no longer honours the device's cursor: 410, then a snapshot."""
+        n, dev = self.device(i)
+        dev.cursor = self.server.newest() + 1
+        try:
+            self.server.pull(self.scopes[n], dev.cursor, limit)
+        except CursorExpired:
+            pass
+        else:
+            raise AssertionError("a cursor past the newest position must answer 410")
+        dev.start_snapshot()
+        self.read_all(n, limit, snapshot=True)
+        expected = self.server.state(self.scopes[n])
+        assert {slot: c.value for slot, c in dev.confirmed.items()} == {
+            slot: v.value for slot, v in expected.items()
+        }
+
+    @rule(pick=st.integers(0, 1000))
+    def release(self, pick: int) -> None:
+        held = [s for s in self.server.log() if not s.applied]
+        if not held:
+            return
+        chosen = held[pick % len(held)]
+        if chosen.reason in NOT_RELEASABLE:
+            try:
+                self.server.release([chosen.op.op_id])
+            except ReleaseRefused:
+                return
+            raise AssertionError("a form_mismatch op must not be released")
+        result = self.server.release([chosen.op.op_id])
+        self.releases += 1
+        assert [s.op.op_id for s in result.released] == [chosen.op.op_id]
+        assert result.released[0].position == chosen.position
+        for conflict in result.conflicts:
+            self.reported[conflict.ident] = self.reported.get(conflict.ident, 0) + 1
+
+    @rule(ms=st.sampled_from([1, 40, 1_000, 700_000]))
+    def tick(self, ms: int) -> None:
+        self.now += ms
+
+    @rule()
+    def restart_server(self) -> None:
+        self.server.restart()
+
+    @precondition(lambda self: self.devices)
+    @rule()
+    def quiesce(self) -> None:
+        """Everyone pushes everything, then everyone pulls everything: all converge."""
+        for n in range(len(self.devices)):
+            self.push_all(n)
+        for n in range(len(self.devices)):
+            self.read_all(n, 7, snapshot=False)
+        for n, dev in enumerate(self.devices):
+            self.check_converged(n, dev)
+            # no lost op: everything the device made is stored, exactly as made
+            stored = {s.op.seq: s.op for s in self.server.log() if s.op.device_id == dev.device_id}
+            assert stored == self.made[n]
+        assert set(self.reported) == set(self.server.conflicts())
+        assert all(times == 1 for times in self.reported.values())
+
+    # -- invariants ---------------------------------------------------------------------
+
+    @invariant()
+    def state_is_the_fold_of_the_log(self) -> None:
+        log = self.server.log()
+        shuffled = list(log)
+        random.Random(len(log)).shuffle(shuffled)
+        expected = fold(shuffled)  # any order of the same ops
+        values = {slot: (v.value, v.hlc, v.device_id) for slot, v in self.server.state().items()}
+        assert values == {
+            slot: (v.value, v.hlc, v.device_id) for slot, v in expected.fields().items()
+        }
+        spec = {c.ident: resolved for c, resolved in find_conflicts(shuffled).items()}
+        assert self.server.conflicts() == spec
+
+    @invariant()
+    def seqs_are_gap_free_and_positions_unique(self) -> None:
+        log = self.server.log()
+        positions = [s.position for s in log]
+        assert len(set(positions)) == len(positions)
+        assert all(0 < p <= self.server.newest() for p in positions)
+        for n, dev in enumerate(self.devices):
+            seqs = sorted(s.op.seq for s in log if s.op.device_id == dev.device_id)
+            assert seqs == list(range(1, self.acked[n] + 1))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def push_all(self, n: int) -> None:
+        dev = self.devices[n]
+        while dev.pending:
+            sent = dev.outbox(5)
+            result = self.server.push(dev.device_id, sent, self.scopes[n])
+            self.sent += len(sent)
+            self.acked[n] = result.acked_seq
+            for conflict in result.conflicts:
+                self.reported[conflict.ident] = self.reported.get(conflict.ident, 0) + 1
+            dev.on_pushed(result)
+
+    def read_all(self, n: int, limit: int, *, snapshot: bool) -> None:
+        dev = self.devices[n]
+        while True:
+            before = dev.cursor
+            read = self.server.snapshot if snapshot else self.server.pull
+            page = read(self.scopes[n], dev.cursor, limit)
+            self.check_page(n, before, page)
+            dev.apply_page(page)
+            if not page.more:
+                return
+
+    def check_page(self, n: int, cursor: int, page: Page) -> None:
+        """Pages go forward, oldest first, stay in scope and never skip a change."""
+        positions = [c.position for c in page.changes]
+        assert positions == sorted(set(positions))
+        assert all(cursor < p <= self.server.newest() for p in positions)
+        assert page.cursor >= cursor
+        assert page.cursor == (positions[-1] if page.more else self.server.newest())
+        assert len(positions) > 0 or not page.more
+        scope = self.scopes[n]
+        assert scope is None or all(c.grid_id in scope for c in page.changes)
+        assert page.server_hlc >= max((c.hlc for c in page.changes), default=0)
+
+    def check_converged(self, n: int, dev: DeviceReplica) -> None:
+        assert dev.pending == []
+        assert dev.unconfirmed == []
+        expected = self.server.state(self.scopes[n])
+        view = dev.view()
+        assert {slot: view.get(slot) for slot in expected} == {
+            slot: v.value for slot, v in expected.items()
+        }
+        everywhere = self.server.state(None)
+        scope = self.scopes[n]
+        for slot in set(view) - set(expected):
+            # the device keeps what left its scope; it never holds what never was there
+            assert slot in everywhere
+            assert scope is not None
