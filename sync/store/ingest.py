@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from sync import hlc as hlc_mod
 from sync.messages import PushResult, QuarantinedOp, SeqGap, SeqReuse
 from sync.ops import Op, OpStatus, StoredOp, canonical_json
-from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason
+from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items
 from sync.store.merging import fields_of, merge_batch, restamp
@@ -103,7 +103,9 @@ def push(
         effect = merge_batch(connection, applied, batch, moment)
         restamp(connection, fields_of(connection, effect.moved), counter)
         found, conflict_ids = conflict_rows.detect(connection, applied, batch, moment)
-        counter.hlc = max(counter.hlc, max(entry.op.hlc for entry in applied))
+        highest = max(entry.op.hlc for entry in applied)
+        counter.hlc = max(counter.hlc, highest)
+        counter.applied_hlc = max(counter.applied_hlc, highest)
     clock = hlc_mod.Clock(rules.wall, counter.hlc)
     counter.hlc = clock.now()
     positions.save(connection, counter)
@@ -196,7 +198,13 @@ def _store_new(
             forms_known[form_id] = rules.lookup_form(form_id)
         return forms_known[form_id]
 
-    gate = Gate(lookup_form, rules.check_field, scope, rules.wall(), rules.max_skew_ms)
+    gate = Gate(
+        lookup_form,
+        rules.check_field,
+        scope,
+        server_millis(rules.wall(), counter.applied_hlc),
+        rules.max_skew_ms,
+    )
     record_form = _record_forms(connection, {op.record_id for op in new_ops})
     new_forms: dict[str, str] = {}
     first = counter.take(len(new_ops))

@@ -24,6 +24,7 @@ class Counter:
 
     position: int
     hlc: int
+    applied_hlc: int = 0  # the highest HLC among applied ops (the clock_ahead check)
 
     def take(self, count: int) -> int:
         """Reserve `count` consecutive positions; the first of them."""
@@ -34,13 +35,13 @@ class Counter:
 
 def lock(connection: Connection) -> Counter:
     """Lock the counter row until the transaction ends, creating it if it is missing."""
-    statement = upsert(connection, sync_clock).values(id=ROW_ID, position=0, hlc=0)
+    statement = upsert(connection, sync_clock).values(id=ROW_ID, position=0, hlc=0, applied_hlc=0)
     # Updating the row to itself is what takes the row lock on PostgreSQL.
     statement = statement.on_conflict_do_update(
         index_elements=[sync_clock.c.id], set_={"position": sync_clock.c.position}
-    ).returning(sync_clock.c.position, sync_clock.c.hlc)
-    position, hlc = connection.execute(statement).one()
-    return Counter(position, hlc)
+    ).returning(sync_clock.c.position, sync_clock.c.hlc, sync_clock.c.applied_hlc)
+    position, hlc, applied_hlc = connection.execute(statement).one()
+    return Counter(position, hlc, applied_hlc)
 
 
 def save(connection: Connection, counter: Counter) -> None:
@@ -48,13 +49,15 @@ def save(connection: Connection, counter: Counter) -> None:
     connection.execute(
         update(sync_clock)
         .where(sync_clock.c.id == ROW_ID)
-        .values(position=counter.position, hlc=counter.hlc)
+        .values(position=counter.position, hlc=counter.hlc, applied_hlc=counter.applied_hlc)
     )
 
 
 def read(connection: Connection) -> Counter:
     """The newest committed position and HLC, without locking."""
     row = connection.execute(
-        select(sync_clock.c.position, sync_clock.c.hlc).where(sync_clock.c.id == ROW_ID)
+        select(sync_clock.c.position, sync_clock.c.hlc, sync_clock.c.applied_hlc).where(
+            sync_clock.c.id == ROW_ID
+        )
     ).one_or_none()
-    return Counter(row.position, row.hlc) if row else Counter(0, 0)
+    return Counter(row.position, row.hlc, row.applied_hlc) if row else Counter(0, 0)

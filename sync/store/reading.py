@@ -83,7 +83,7 @@ def pull_rows(
     counter = positions.read(connection)
     if cursor > counter.position:
         raise CursorExpired(cursor, counter.position)
-    return _page(connection, scope, cursor, limit, hlc_mod.Clock(wall, counter.hlc).now())
+    return _page(connection, scope, cursor, limit, counter, wall)
 
 
 def snapshot_rows(
@@ -95,15 +95,21 @@ def snapshot_rows(
 ) -> tuple[list[Any], int, bool, int]:
     """One snapshot page as rows; like pull, but a cursor past the end is never refused."""
     counter = positions.read(connection)
-    cursor = min(cursor, counter.position)
-    return _page(connection, scope, cursor, limit, hlc_mod.Clock(wall, counter.hlc).now())
+    return _page(connection, scope, min(cursor, counter.position), limit, counter, wall)
 
 
-def _page(connection, scope, cursor, limit, server_hlc) -> tuple[list[Any], int, bool, int]:
-    # The server's HLC is read, not ticked: it already covers every stored winner.
+def _page(connection, scope, cursor, limit, counter, wall) -> tuple[list[Any], int, bool, int]:
     rows, more = page_rows(connection, scope, cursor, limit)
-    next_cursor = rows[-1].position if rows else cursor
-    return rows, next_cursor, more, server_hlc
+    if more:
+        next_cursor = rows[-1].position
+    else:
+        # The last page brings the device up to the newest position, so that later ops
+        # that changed nothing in its scope do not look unseen to its next edits. Rows
+        # committed after the counter was read may be in the page: positions commit in
+        # order, so everything below them is committed too.
+        next_cursor = max(counter.position, rows[-1].position if rows else cursor)
+    # The server's HLC is read, not ticked: it already covers every stored winner.
+    return rows, next_cursor, more, hlc_mod.Clock(wall, counter.hlc).now()
 
 
 def as_page(rows: list[Any], cursor: int, more: bool, server_hlc: int) -> Page:

@@ -67,7 +67,9 @@ def release(
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
     found, conflict_ids = conflict_rows.detect(connection, released, batch, moment, may_exist=True)
-    counter.hlc = max(counter.hlc, max(entry.op.hlc for entry in released))
+    highest = max(entry.op.hlc for entry in released)
+    counter.hlc = max(counter.hlc, highest)
+    counter.applied_hlc = max(counter.applied_hlc, highest)
     positions.save(connection, counter)
     described = conflict_rows.describe(connection, conflict_ids)
     items = []

@@ -57,6 +57,7 @@ sync_clock = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("position", BigInteger, nullable=False),
     Column("hlc", BigInteger, nullable=False),
+    Column("applied_hlc", BigInteger, nullable=False, server_default="0"),
 )
 
 # Every op ever received, append-only: rows are inserted and never updated or deleted.

@@ -176,11 +176,18 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.Column("hlc", sa.BigInteger(), nullable=False),
+        sa.Column("applied_hlc", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_clock")),
     )
     op.bulk_insert(
-        sa.table("sync_clock", sa.column("id"), sa.column("position"), sa.column("hlc")),
-        [{"id": 1, "position": 0, "hlc": 0}],
+        sa.table(
+            "sync_clock",
+            sa.column("id"),
+            sa.column("position"),
+            sa.column("hlc"),
+            sa.column("applied_hlc"),
+        ),
+        [{"id": 1, "position": 0, "hlc": 0, "applied_hlc": 0}],
     )
 
 
