@@ -225,7 +225,11 @@ def describe(entry: Any) -> str:
         )
     if entry.kind == "review":
         comment = payload.get("comment")
-        return payload["decision"] + (f": {comment}" if comment else "")
+        by = f" by {payload['by']}" if payload.get("by") else ""
+        return payload["decision"] + by + (f": {comment}" if comment else "")
+    if entry.kind == "comment":
+        on = f" on {payload['field']}" if payload.get("field") else ""
+        return f"comment{on} by {payload.get('by', '?')}: {payload['body']}"
     return payload.get("text") or json.dumps(payload, ensure_ascii=False)
 
 

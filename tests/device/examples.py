@@ -172,7 +172,14 @@ VALID: dict[str, list[Any]] = {
             "kind": "review",
             "record_id": RECORD,
             "created_at": "2026-01-02T03:04:05Z",
-            "payload": {"decision": "needs_revision", "comment": "门牌号缺失"},
+            "payload": {"decision": "needs_revision", "comment": "门牌号缺失", "by": "supervisor"},
+        },
+        {
+            "id": 5,
+            "kind": "comment",
+            "record_id": RECORD,
+            "created_at": "2026-01-02T03:04:05Z",
+            "payload": {"comment_id": 2, "field": "head_name", "body": "请核对", "by": "leader"},
         },
         {
             "id": 4,

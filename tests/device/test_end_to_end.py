@@ -306,3 +306,22 @@ def test_a_kill_between_any_two_steps_loses_and_doubles_nothing(tmp_path, transp
     assert len(runs) == 2 * steps + 1
     assert all(r.values == expected for r in runs)
     factory.close()
+
+
+def test_review_decisions_and_comments_reach_the_inbox(devices, world):
+    from server.review import add_comment, decide
+
+    phone = devices("phone")
+    record_id = phone.create("household", phone.state().grid_ids[0], {"head_name": "赵"})
+    phone.sync()
+    with world.session() as session:
+        supervisor = session.scalar(select(User).where(User.username == "supervisor"))
+        decide(session, record_id, supervisor, "needs_revision", "门牌号缺失")
+        add_comment(session, record_id, supervisor, "请核对户主姓名", "head_name")
+    assert phone.sync().inbox_new == 2
+    entries = [(e.kind, e.record_id, e.source) for e in phone.inbox()]
+    assert entries == [("review", record_id, "inbox"), ("comment", record_id, "inbox")]
+    review, comment = (e.payload for e in phone.inbox())
+    assert (review["decision"], review["comment"]) == ("needs_revision", "门牌号缺失")
+    assert (comment["field"], comment["body"]) == ("head_name", "请核对户主姓名")
+    assert phone.sync().inbox_new == 0
