@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -136,3 +137,30 @@ def test_attachments_are_reachable_only_in_scope(blob_client, world):
     # Announcing the same bytes makes them reachable for that uploader, without a new upload.
     assert announce(blob_client, world, "worker2", body).get_json()["exists"] is True
     assert download(blob_client, world, "worker2", body["sha256"]) == JPEG
+
+
+def test_a_record_holding_an_attachment_opens_it_to_that_records_scope(
+    blob_client, world, settings
+):
+    from tests.api.records_world import add_record, install_forms, push
+
+    install_forms(world)
+    body = claim(JPEG)
+    target = announce(blob_client, world, "worker", body).get_json()
+    upload(blob_client, world, "worker", target, JPEG)
+    sha = body["sha256"]
+    url = f"/api/v1/attachments/{sha}"
+    assert_problem(blob_client.get(url, headers=world.headers("supervisor")), 404, "not_found")
+    record_id = add_record(world, settings, "worker", "S-C1-R1-G1")
+    grid_id, row = world.grids["S-C1-R1-G1"], str(uuid.uuid4())
+    photo_row = {"_parent": record_id, "_group": "photos", "_order": 1, "photo": body}
+    reply = push(
+        world,
+        settings,
+        world.devices["worker"],
+        [(row, field, grid_id, value) for field, value in photo_row.items()],
+    )
+    assert reply["applied"] == 4, reply
+    assert blob_client.get(url, headers=world.headers("supervisor")).status_code == 200
+    assert download(blob_client, world, "leader", sha) == JPEG
+    assert_problem(blob_client.get(url, headers=world.headers("worker2")), 404, "not_found")
