@@ -349,6 +349,38 @@ def compile_checker(field: Field) -> Checker:
         return _holds_nothing(field)
     if kind == "select_multiple":
         return _multi_checker(field)
+    return _set_only(field, _value_check(field))
+
+
+def _multi_value_check(field: Field) -> Callable[[Any], Rejection | None]:
+    """A stored multi-select value: a list whose every item an `add` op would accept."""
+    names = frozenset(field.choices)
+    wrong = _wrong(field, "one choice name per add/remove")
+
+    def check(value: Any) -> Rejection | None:
+        if type(value) is not list:
+            return Rejection("wrong_type", f"{field.name!r} holds a list of choices")
+        for item in value:
+            if type(item) is not str:
+                return wrong(item)
+            if item not in names:
+                return _unknown_choice(field, item)
+        return None
+
+    return check
+
+
+def compile_value_check(field: Field) -> Callable[[Any], Rejection | None]:
+    """The check one non-empty stored value of a value field passes on a merged record."""
+    if field.type == "select_multiple":
+        return _multi_value_check(field)
+    if field.type in ("group", "repeat", "note"):
+        raise ValueError(f"a {field.type} holds no value")
+    return _value_check(field)
+
+
+def _value_check(field: Field) -> Callable[[Any], Rejection | None]:
+    kind = field.type
     if kind in ("text", "barcode"):
         check = _text_check(field)
     elif kind == "integer":
@@ -379,7 +411,7 @@ def compile_checker(field: Field) -> Checker:
         check = _reference_check(field)
     else:
         raise ValueError(f"no checker for type {kind!r}")
-    return _set_only(field, check)
+    return check
 
 
 def _meta_checkers(repeats: tuple[str, ...]) -> dict[str, Checker]:

@@ -14,8 +14,11 @@ from typing import Any
 from forms.expr import ExpressionError, Scope, compile_text
 from forms.expr.evaluate import Compiled
 from forms.model import DefinitionError, Field
+from forms.plan import RecordPlan, build_plan
 
 EXPRESSIONS = ("relevant", "required", "constraint", "calculation", "repeat_count")
+# Compiled to give their XPath boolean directly.
+CONDITIONS = frozenset({"relevant", "required", "constraint", "choice_filter"})
 
 
 @dataclass(slots=True)
@@ -38,12 +41,13 @@ class CompiledForm:
     plans: dict[str, FieldPlan] = dc_field(default_factory=dict)
     calculation_order: list[str] = dc_field(default_factory=list)
     depends: dict[str, set[str]] = dc_field(default_factory=dict)
+    record: RecordPlan | None = None
 
 
 def _compile(version: Any, target: Field, attribute: str, text: str, **scope_options: Any):
     scope = Scope(version, target, **scope_options)
     try:
-        compiled = compile_text(text, scope)
+        compiled = compile_text(text, scope, condition=attribute in CONDITIONS)
     except ExpressionError as error:
         raise DefinitionError(f"field {target.name!r}: {attribute} {text!r}: {error}") from None
     except RecursionError:
@@ -107,4 +111,5 @@ def compile_version(version: Any) -> CompiledForm:
             )
         compiled.plans[target.name] = plan
     compiled.calculation_order = _order_calculations(compiled.plans, compiled.depends)
+    compiled.record = build_plan(version, compiled.plans, compiled.calculation_order)
     return compiled

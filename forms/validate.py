@@ -9,15 +9,15 @@ errors carrying the form's messages; it flags and never deletes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from forms.checks import Rejection
-from forms.expr import Context, to_boolean
+from forms.expr import Context
 from forms.messages import message
-from forms.model import EMPTY, FormVersion, Texts, is_meta_field
+from forms.model import FormVersion, Texts
+from forms.plan import GROUP, REPEAT, VALUE, RecordPlan
 
 __all__ = [
     "FieldError",
@@ -77,145 +77,149 @@ class RecordResult:
     not_relevant: set[str] = field(default_factory=set)
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
+def _live_rows(rows: Any, written: frozenset[str]) -> dict[str, list[Mapping[str, Any]]]:
+    """The rows that count (objects not marked deleted); copied where calculations write."""
+    live: dict[str, list[Mapping[str, Any]]] = {}
+    if not rows:
+        return live
+    for name, items in rows.items():
+        if type(items) is not list:
+            continue
+        kept = [
+            row
+            for row in items
+            if (type(row) is dict or isinstance(row, Mapping)) and row.get("_deleted") is not True
+        ]
+        live[name] = [dict(row) for row in kept] if name in written else kept
+    return live
 
 
-def _value_rejection(version: FormVersion, name: str, kind: str, value: Any) -> Rejection | None:
-    checker = version.checkers[name]
-    if kind == "select_multiple":
-        if type(value) is not list:
-            return Rejection("wrong_type", f"{name!r} holds a list of choices")
-        for item in value:
-            rejection = checker("add", item)
-            if rejection is not None:
-                return rejection
-        return None
-    return checker("set", value)
+def _rows_by_id(rows: dict[str, list[Mapping[str, Any]]]) -> dict[Any, tuple[str, Mapping]]:
+    return {
+        key: (repeat, row)
+        for repeat, items in rows.items()
+        for row in items
+        if (key := row.get("_id")) is not None and isinstance(key, Hashable)
+    }
 
 
 class _Run:
     """One record's validation: evaluation context, relevance so far, and errors."""
 
+    __slots__ = ("by_id", "context", "languages", "plan", "result", "rows", "values")
+
     def __init__(self, version: FormVersion, values: Mapping[str, Any], rows, now) -> None:
-        self.version = version
-        self.plan = version.compiled
+        plan: RecordPlan = version.compiled.record
+        self.plan = plan
+        self.languages = plan.languages
         self.values = dict(values)
-        self.rows = {
-            name: [
-                dict(row)
-                for row in items
-                if isinstance(row, Mapping) and row.get("_deleted") is not True
-            ]
-            for name, items in (rows or {}).items()
-            if isinstance(items, list)
-        }
+        self.rows = _live_rows(rows, plan.written_repeats)
         self.context = Context(self.values, self.rows, now, version, version.default_language)
         self.result = RecordResult()
-        self.by_id = {
-            row.get("_id"): (repeat, row)
-            for repeat, items in self.rows.items()
-            for row in items
-            if row.get("_id") is not None
-        }
+        # Only rows of nested repeats look up their parent row.
+        self.by_id = _rows_by_id(self.rows) if plan.nested else None
 
-    def error(self, name: str, code: str, texts: Texts = EMPTY, repeat=None, row=None) -> None:
-        messages = MappingProxyType(dict(texts)) if texts else message(code, self.version.languages)
+    def error(
+        self, name: str, code: str, texts: Texts | None = None, repeat=None, row=None
+    ) -> None:
+        messages = texts if texts is not None else message(code, self.languages)
         self.result.errors.append(FieldError(name, code, messages, repeat, row))
 
     def enter_row(self, repeat: str, row: Mapping[str, Any], index: int) -> None:
         """Put `row` and the rows of enclosing repeats it belongs to on the context stack."""
         stack = {repeat: (row, index + 1)}
-        parent = row.get("_parent")
-        while parent in self.by_id:
-            outer, outer_row = self.by_id[parent]
-            if outer in stack:
-                break
-            stack[outer] = (outer_row, self.rows[outer].index(outer_row) + 1)
-            parent = outer_row.get("_parent")
+        by_id = self.by_id
+        if by_id:
+            parent = row.get("_parent")
+            while isinstance(parent, Hashable) and parent in by_id:
+                outer, outer_row = by_id[parent]
+                if outer in stack:
+                    break
+                stack[outer] = (outer_row, self.rows[outer].index(outer_row) + 1)
+                parent = outer_row.get("_parent")
         self.context.stack = stack
 
     def calculate(self) -> None:
-        context = self.context
-        for name in self.plan.calculation_order:
-            plan = self.plan.plans[name]
-            repeat = plan.field.repeat
+        context, values, calculated = self.context, self.values, self.result.calculated
+        for name, compute, repeat in self.plan.calculations:
             if repeat is None:
                 context.stack = {}
-                value = plan.calculation(context)
-                self.values[name] = value
-                self.result.calculated[name] = value
+                value = values[name] = compute(context)
+                calculated[name] = value
                 continue
             for index, row in enumerate(self.rows.get(repeat, ())):
                 self.enter_row(repeat, row, index)
-                row[name] = plan.calculation(context)
+                row[name] = compute(context)  # type: ignore[index]  # a copied dict
         context.stack = {}
 
     def check(
         self, values: Mapping[str, Any], container: str | None, repeat=None, row=None
     ) -> None:
         """Check the fields directly inside `container` (recursing into groups)."""
-        version, context, plans = self.version, self.context, self.plan.plans
-        for child in version.children(container):
-            name, kind = child.name, child.type
-            plan = plans[name]
-            relevant = plan.relevant is None or to_boolean(plan.relevant(context))
-            if kind == "group":
-                if relevant:
+        context = self.context
+        for step in self.plan.steps[container]:
+            (name, kind, relevant, required, check, constraint, choice_filter, flag, _, _, _, _) = (
+                step
+            )
+            visible = relevant is None or relevant(context)
+            if kind == VALUE:
+                value = values.get(name)
+                if value is None or value == "" or value == []:
+                    if visible and required is not None and (required is True or required(context)):
+                        self.error(name, "required", step.required_message, repeat, row)
+                    continue
+                if not visible:
+                    if flag:
+                        self.hidden(name, repeat, row)
+                    continue
+                if check is not None:
+                    rejection = check(value)
+                    if rejection is not None:
+                        self.error(name, rejection.reason, None, repeat, row)
+                        continue
+                if constraint is not None:
+                    context.current = value
+                    if not constraint(context):
+                        self.error(name, "constraint", step.constraint_message, repeat, row)
+                    context.current = None
+                if choice_filter is not None:
+                    self.check_filter(step, value, repeat, row)
+            elif kind == GROUP:
+                if visible:
                     self.check(values, name, repeat, row)
                 else:
                     self.flag_hidden(values, name, repeat, row)
-                continue
-            if kind == "repeat":
-                self.check_rows(child, relevant)
-                continue
-            value = values.get(name)
-            if not relevant:
-                if not _is_empty(value) and plan.calculation is None:
-                    self.result.not_relevant.add(name)
-                    self.error(name, "not_relevant", repeat=repeat, row=row)
-                continue
-            if kind == "note":
-                continue
-            if _is_empty(value):
-                if plan.required is not None and to_boolean(plan.required(context)):
-                    self.error(name, "required", child.required_message, repeat, row)
-                continue
-            rejection = _value_rejection(version, name, kind, value)
-            if rejection is not None and plan.calculation is None:
-                self.error(name, rejection.reason, repeat=repeat, row=row)
-                continue
-            if plan.constraint is not None:
-                context.current = value
-                if not to_boolean(plan.constraint(context)):
-                    self.error(name, "constraint", child.constraint_message, repeat, row)
-                context.current = None
-            if plan.choice_filter is not None:
-                self.check_filter(plan, value, repeat, row)
+            elif kind == REPEAT:
+                self.check_rows(name, visible)
+            elif not visible and flag and not _is_empty(values.get(name)):
+                self.hidden(name, repeat, row)
 
-    def check_filter(self, plan, value: Any, repeat, row) -> None:
+    def hidden(self, name: str, repeat, row) -> None:
+        self.result.not_relevant.add(name)
+        self.error(name, "not_relevant", None, repeat, row)
+
+    def check_filter(self, step, value: Any, repeat, row) -> None:
         chosen = value if type(value) is list else [value]
         allowed = set()
-        for choice in plan.field.options:
-            self.context.choice = choice
-            if to_boolean(plan.choice_filter(self.context)):
+        context = self.context
+        for choice in step.field.options:
+            context.choice = choice
+            if step.choice_filter(context):
                 allowed.add(choice.name)
-        self.context.choice = None
+        context.choice = None
         if any(item not in allowed for item in chosen):
-            self.error(plan.field.name, "choice_filtered", repeat=repeat, row=row)
+            self.error(step.name, "choice_filtered", None, repeat, row)
 
     def flag_hidden(self, values: Mapping[str, Any], group: str, repeat, row) -> None:
-        for child in self.version.children(group):
-            if child.type == "group":
-                self.flag_hidden(values, child.name, repeat, row)
-            elif child.type == "repeat":
-                self.check_rows(child, relevant=False)
-            elif not _is_empty(values.get(child.name)) and child.calculation is None:
-                self.result.not_relevant.add(child.name)
-                self.error(child.name, "not_relevant", repeat=repeat, row=row)
+        for step in self.plan.steps[group]:
+            if step.kind == GROUP:
+                self.flag_hidden(values, step.name, repeat, row)
+            elif step.kind == REPEAT:
+                self.check_rows(step.name, relevant=False)
+            elif step.flag_in_hidden_group and not _is_empty(values.get(step.name)):
+                self.hidden(step.name, repeat, row)
 
-    def check_rows(self, repeat_field, relevant: bool) -> None:
-        name = repeat_field.name
+    def check_rows(self, name: str, relevant: bool) -> None:
         rows = self.rows.get(name, ())
         if not relevant:
             if rows:
@@ -229,10 +233,14 @@ class _Run:
         self.context.stack = saved
 
     def unknown_fields(self) -> None:
-        fields = self.version.fields
+        known = self.plan.known
         for name in self.values:
-            if name not in fields and not is_meta_field(name) and name != "_id":
+            if name not in known:
                 self.error(str(name), "unknown_field")
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 def evaluate_record(

@@ -10,7 +10,9 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from forms.expr import shapes
 from forms.expr.functions import FUNCTIONS
+from forms.expr.printer import to_text
 from forms.expr.syntax import (
     Binary,
     Call,
@@ -23,7 +25,7 @@ from forms.expr.syntax import (
     Unary,
     parse,
 )
-from forms.expr.values import NodeSet, arithmetic, compare, to_boolean, to_number, to_string
+from forms.expr.values import NodeSet, arithmetic, to_number, to_string
 
 Compiled = Callable[["Context"], Any]
 COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
@@ -33,7 +35,17 @@ ARITHMETIC = frozenset({"+", "-", "*", "div", "mod"})
 class Context:
     """What an expression sees: the record, its repeat rows, the row being evaluated."""
 
-    __slots__ = ("choice", "current", "language", "now", "rows", "stack", "values", "version")
+    __slots__ = (
+        "choice",
+        "current",
+        "language",
+        "memo",
+        "now",
+        "rows",
+        "stack",
+        "values",
+        "version",
+    )
 
     def __init__(
         self,
@@ -51,6 +63,8 @@ class Context:
         self.choice: Any = None
         self.version = version
         self.language = language
+        # Values of clock-only subexpressions, computed once per context (one record).
+        self.memo: dict[object, Any] = {}
 
 
 class Scope:
@@ -125,7 +139,8 @@ def _lazy_call(node: Call, args: list[Compiled]) -> Compiled | None:
         if len(args) != 3:
             raise ExpressionError("if() takes 3 arguments")
         test, then, otherwise = args
-        return lambda c: then(c) if to_boolean(test(c)) else otherwise(c)
+        test = shapes.as_condition(node.args[0], test)
+        return lambda c: then(c) if test(c) else otherwise(c)
     if node.name == "coalesce":
         if len(args) != 2:
             raise ExpressionError("coalesce() takes 2 arguments")
@@ -192,28 +207,55 @@ def _call(node: Call, scope: Scope) -> Compiled:
     if not least <= len(args) <= most:
         wanted = str(least) if least == most else f"{least} to {most}"
         raise ExpressionError(f"{node.name}() takes {wanted} arguments, not {len(args)}")
+    special = _special_call(node, args)
+    if special is not None:
+        return special
     if not args:
         return function
+    pure = getattr(function, "__wrapped__", None)
     if len(args) == 1:
         (only,) = args
+        if pure is not None:
+            return lambda c: pure(only(c))
         return lambda c: function(c, only(c))
     if len(args) == 2:
         first, second = args
+        if pure is not None:
+            return lambda c: pure(first(c), second(c))
         return lambda c: function(c, first(c), second(c))
     return lambda c: function(c, *(arg(c) for arg in args))
+
+
+def _special_call(node: Call, args: list[Compiled]) -> Compiled | None:
+    """A shorter closure for calls real forms make on every record, or None."""
+    literal = node.args[-1] if node.args else None
+    if node.name == "not":
+        condition = shapes.as_condition(node.args[0], args[0])
+        return lambda c: not condition(c)
+    if not isinstance(literal, Literal):
+        return None
+    if node.name == "selected":
+        return shapes.selected_literal(args[0], literal.value)
+    if node.name == "regex":
+        return shapes.regex_literal(args[0], literal.value)
+    return None
 
 
 def _binary(node: Binary, scope: Scope) -> Compiled:
     left, right = compile_node(node.left, scope), compile_node(node.right, scope)
     op = node.op
-    if op == "and":
-        return lambda c: to_boolean(left(c)) and to_boolean(right(c))
-    if op == "or":
-        return lambda c: to_boolean(left(c)) or to_boolean(right(c))
+    if op == "and" or op == "or":
+        left = shapes.as_condition(node.left, left)
+        right = shapes.as_condition(node.right, right)
+        if op == "and":
+            return lambda c: left(c) and right(c)
+        return lambda c: left(c) or right(c)
     if op in COMPARISONS:
-        return lambda c: compare(op, left(c), right(c))
+        return shapes.comparison(op, left, right, node.right)
     if op in ARITHMETIC:
-        return lambda c: arithmetic(op, left(c), right(c))
+        return shapes.arithmetic_of(op, left, right) or (
+            lambda c: arithmetic(op, left(c), right(c))
+        )
 
     def union(c: Context) -> NodeSet:
         items = []
@@ -226,6 +268,17 @@ def _binary(node: Binary, scope: Scope) -> Compiled:
 
 def compile_node(node: Node, scope: Scope) -> Compiled:
     """A closure evaluating `node`; references are resolved now."""
+    if shapes.worth_memoising(node):
+        return shapes.memoised(_compile_node(node, scope), to_text(node))
+    return _compile_node(node, scope)
+
+
+def compile_condition(node: Node, scope: Scope) -> Compiled:
+    """A closure giving the XPath boolean of `node` (for relevant, required, constraint)."""
+    return shapes.as_condition(node, compile_node(node, scope))
+
+
+def _compile_node(node: Node, scope: Scope) -> Compiled:
     if isinstance(node, Literal):
         value = node.value
         return lambda c: value
@@ -267,6 +320,7 @@ def _choice_column(choice: Any, column: str) -> str:
     return choice.extra.get(column, "")
 
 
-def compile_text(text: str, scope: Scope) -> Compiled:
-    """Parse and compile one expression text."""
-    return compile_node(parse(text), scope)
+def compile_text(text: str, scope: Scope, condition: bool = False) -> Compiled:
+    """Parse and compile one expression text (as a condition: its XPath boolean)."""
+    node = parse(text)
+    return compile_condition(node, scope) if condition else compile_node(node, scope)

@@ -57,15 +57,16 @@ def _round(value: Any, digits: Any = 0.0) -> float:
 
 
 @lru_cache(maxsize=512)
-def _pattern(text: str) -> re.Pattern | None:
+def pattern(text: str) -> re.Pattern | None:
+    """The compiled regular expression, or None when the text is not one."""
     try:
         return re.compile(text)
     except (re.error, OverflowError, RecursionError):
         return None
 
 
-def _regex(value: Any, pattern: Any) -> bool:
-    compiled = _pattern(to_string(pattern))
+def _regex(value: Any, expression: Any) -> bool:
+    compiled = pattern(to_string(expression))
     return compiled is not None and compiled.search(to_string(value)) is not None
 
 
@@ -205,8 +206,16 @@ def _unary_math(function: Callable[[float], float]) -> Callable[..., float]:
 
 
 def _pure(function: Callable[..., Any]) -> Callable[..., Any]:
-    """A function of its arguments alone (it ignores the evaluation context)."""
-    return lambda _context, *args: function(*args)
+    """A function of its arguments alone (it ignores the evaluation context).
+
+    The compiler calls `__wrapped__` directly and so skips this wrapper.
+    """
+
+    def call(_context: Any, *args: Any) -> Any:
+        return function(*args)
+
+    call.__wrapped__ = function  # type: ignore[attr-defined]
+    return call
 
 
 FUNCTIONS: dict[str, tuple[int, int, Callable[..., Any]]] = {

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 NAN = float("nan")
 EPOCH = date(1970, 1, 1)
+EPOCH_ORDINAL = EPOCH.toordinal()
 EPOCH_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
 NUMBER_RE = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)\s*\Z", re.ASCII)
 DATE_PREFIX_RE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})", re.ASCII)
@@ -140,14 +141,24 @@ def to_number(value: object) -> float:
     if kind is bool:
         return 1.0 if value else 0.0
     if kind is str:
-        if NUMBER_RE.match(value):
-            return float(value)
-        if len(value) >= 10 and DATE_PREFIX_RE.match(value):
+        # A text that starts as a date is never a number, so dates (the common case in
+        # constraints) are tried first and their match is used once.
+        match = DATE_PREFIX_RE.match(value) if len(value) >= 10 else None
+        if match is not None:
             moment = parse_datetime(value) if len(value) > 10 else None
             if moment is not None:
                 return date_to_days(moment)
-            day = parse_date(value)
-            return NAN if day is None else date_to_days(day)
+            try:
+                # Ten characters that match are exactly YYYY-MM-DD in ASCII digits.
+                if len(value) == 10:
+                    day = date.fromisoformat(value)
+                else:
+                    day = date(int(match[1]), int(match[2]), int(match[3]))
+            except ValueError:
+                return NAN
+            return float(day.toordinal() - EPOCH_ORDINAL)
+        if NUMBER_RE.match(value):
+            return float(value)
         return NAN
     if kind is date or kind is datetime:
         return date_to_days(value)
