@@ -56,25 +56,32 @@ def detect(
     applied: list[StoredOp],
     batch: ColumnElement[bool],
     moment: dt.datetime,
+    users: dict[int, int],
     *,
     may_exist: bool = False,
-) -> tuple[list[Conflict], list[int]]:
+) -> tuple[list[Conflict], list[dict[str, Any]]]:
     """Record the conflicts the batch's applied sets take part in; resolve what they settle.
 
-    The new conflicts and their ids. `may_exist` is for a release: a pair between two
-    released ops of different devices may have been recorded already.
+    The new conflicts, and their wire form (built from what is in hand, without reading
+    them back). `users` maps the batch's op positions to their users. `may_exist` is
+    for a release: a pair of two released ops may have been recorded already.
     """
     edits = {stored.position: stored for stored in applied if stored.op.kind == SET}
     if not edits:
         return [], []
-    found = _new_conflicts(connection, edits, batch, may_exist)
-    ids = _insert(connection, found, moment) if found else []
+    sides = {position: (stored, users.get(position, 0)) for position, stored in edits.items()}
+    found = _new_conflicts(connection, edits, batch, may_exist, sides)
+    described = _insert(connection, found, moment, sides) if found else []
     _resolve(connection, batch, moment)
-    return found, ids
+    return found, described
 
 
 def _new_conflicts(
-    connection: Connection, edits: dict[int, StoredOp], batch: ColumnElement[bool], may_exist: bool
+    connection: Connection,
+    edits: dict[int, StoredOp],
+    batch: ColumnElement[bool],
+    may_exist: bool,
+    sides: dict[int, tuple[StoredOp, int]],
 ) -> list[Conflict]:
     mine = ops.alias("mine")
     other = ops.alias("other")
@@ -102,6 +109,7 @@ def _new_conflicts(
         if collide(mine_op, theirs):
             conflict = Conflict.of(mine_op, theirs)
             found.setdefault(conflict.ident, conflict)
+            sides.setdefault(theirs.position, (theirs, row.user_id))
     if not found:
         return []
     if not may_exist:
@@ -138,8 +146,13 @@ CONFLICT_COLUMNS = (
 )
 
 
-def _insert(connection: Connection, found: list[Conflict], moment: dt.datetime) -> list[int]:
-    """Append the new conflicts in one go; their ids, in the order of `found`."""
+def _insert(
+    connection: Connection,
+    found: list[Conflict],
+    moment: dt.datetime,
+    sides: dict[int, tuple[StoredOp, int]],
+) -> list[dict[str, Any]]:
+    """Append the new conflicts in one go; their wire form, in the order of `found`."""
     slots = sorted({(c.record_id, c.field) for c in found})
     seen = _max_bases(connection, slots)
     stamp = stored_time(connection, moment)
@@ -169,7 +182,41 @@ def _insert(connection: Connection, found: list[Conflict], moment: dt.datetime) 
             )
         )
     }
-    return [ids[(c.first_position, c.second_position)] for c in found]
+    created = timestamp(moment)
+    described = []
+    for conflict, row in zip(found, rows, strict=True):
+        values = []
+        for position in (conflict.first_position, conflict.second_position):
+            stored, user_id = sides[position]
+            values.append(_side(stored, user_id, position == row[4]))
+        described.append(
+            {
+                "conflict_id": ids[(conflict.first_position, conflict.second_position)],
+                "record_id": conflict.record_id,
+                "form_id": sides[conflict.first_position][0].op.form_id,
+                "field": conflict.field,
+                "values": values,
+                "status": row[5],
+                "created_at": created,
+                "resolved_at": created if row[5] == RESOLVED else None,
+            }
+        )
+    return described
+
+
+def _side(stored: StoredOp, user_id: int | None, winner: bool) -> dict[str, Any]:
+    """One side of a conflict on the wire."""
+    op = stored.op
+    return {
+        "device_id": op.device_id,
+        "user_id": user_id or None,
+        "seq": op.seq,
+        "hlc": hlc_mod.to_wire(op.hlc),
+        "position": stored.position,
+        "kind": op.kind,
+        "value": op.value,
+        "winner": winner,
+    }
 
 
 def _max_bases(connection: Connection, slots: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -233,21 +280,12 @@ def wire(connection: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     }
     out = []
     for row in sorted(rows, key=lambda r: r.id):
-        values = []
-        for position in (row.first_position, row.second_position):
-            op = sides[position]
-            values.append(
-                {
-                    "device_id": op.device_id,
-                    "user_id": op.user_id or None,
-                    "seq": op.seq,
-                    "hlc": hlc_mod.to_wire(op.hlc),
-                    "position": position,
-                    "kind": op.kind,
-                    "value": op.value,
-                    "winner": position == row.winner_position,
-                }
+        values = [
+            _side(
+                stored_op(sides[position]), sides[position].user_id, position == row.winner_position
             )
+            for position in (row.first_position, row.second_position)
+        ]
         out.append(
             {
                 "conflict_id": row.id,

@@ -9,11 +9,12 @@ a handful of set statements. The caller owns the transaction: one push, one comm
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Text, cast, func, select
 
 from sync import hlc as hlc_mod
 from sync.messages import PushResult, QuarantinedOp, SeqGap, SeqReuse
@@ -27,6 +28,17 @@ from sync.store.tables import ops, record_forms
 
 MAX_STORED_HLC = (1 << 63) - 1  # a BIGINT column; the protocol refuses larger HLCs
 MAX_DETAIL = 1000
+CONTENT_COLUMNS = (
+    "seq",
+    "record_id",
+    "form_id",
+    "form_version",
+    "grid_id",
+    "field",
+    "kind",
+    "hlc",
+    "base",
+)
 OP_COLUMNS = (
     "position",
     "device_id",
@@ -95,14 +107,15 @@ def push(
 
     applied = [entry for entry in stored if entry.applied]
     found: list = []
-    conflict_ids: list[int] = []
+    described: list[dict[str, Any]] = []
     if applied:
         batch = ops.c.position.between(stored[0].position, stored[-1].position) & ops.c.reason.is_(
             None
         )
         effect = merge_batch(connection, applied, batch, moment)
         restamp(connection, fields_of(connection, effect.moved), counter)
-        found, conflict_ids = conflict_rows.detect(connection, applied, batch, moment)
+        users = {entry.position: user_id for entry in applied}
+        found, described = conflict_rows.detect(connection, applied, batch, moment, users)
         highest = max(entry.op.hlc for entry in applied)
         counter.hlc = max(counter.hlc, highest)
         counter.applied_hlc = max(counter.applied_hlc, highest)
@@ -110,7 +123,6 @@ def push(
     counter.hlc = clock.now()
     positions.save(connection, counter)
 
-    described = conflict_rows.describe(connection, conflict_ids)
     _notify(connection, user_id, quarantined, described, moment)
     result = PushResult(
         acked_seq=new_ops[-1].seq if new_ops else acked,
@@ -152,11 +164,16 @@ def _split_new(
     connection: Connection, device_id: str, acked: int, sent: list[Op]
 ) -> tuple[list[Op], int]:
     """The ops not stored yet, and how many were duplicates; checks reuse, then gaps."""
-    known = _stored_ops(connection, device_id, [op.seq for op in sent if op.seq <= acked])
+    stored = _stored_contents(connection, device_id, [op.seq for op in sent if op.seq <= acked])
     first_by_seq: dict[int, Op] = {}
     duplicate = 0
     for op in sent:
-        earlier = known.get(op.seq) if op.seq <= acked else first_by_seq.get(op.seq)
+        if op.seq <= acked:
+            if not _matches_stored(stored[op.seq], op):
+                raise SeqReuse(op.seq)
+            duplicate += 1
+            continue
+        earlier = first_by_seq.get(op.seq)
         if earlier is not None:
             if not same_content(earlier, op):
                 raise SeqReuse(op.seq)
@@ -170,13 +187,36 @@ def _split_new(
     return new_ops, duplicate
 
 
-def _stored_ops(connection: Connection, device_id: str, seqs: list[int]) -> dict[int, Op]:
+def _stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> dict[int, tuple]:
+    """The stored content of these seqs, the value as its stored JSON text."""
     if not seqs:
         return {}
     rows = connection.execute(
-        select(ops).where(ops.c.device_id == device_id, ops.c.seq.between(min(seqs), max(seqs)))
+        select(*(ops.c[name] for name in CONTENT_COLUMNS), cast(ops.c.value, Text)).where(
+            ops.c.device_id == device_id, ops.c.seq.between(min(seqs), max(seqs))
+        )
     )
-    return {row.seq: conflict_rows.stored_op(row).op for row in rows}
+    return {row[0]: tuple(row) for row in rows}
+
+
+def _matches_stored(stored: tuple, sent: Op) -> bool:
+    """`Op.content()` equality with a stored op; equal JSON text settles it at once."""
+    if stored[:-1] != (
+        sent.seq,
+        sent.record_id,
+        sent.form_id,
+        sent.form_version,
+        sent.grid_id,
+        sent.field,
+        sent.kind,
+        sent.hlc,
+        sent.base,
+    ):
+        return False
+    text_value = stored[-1]
+    if text_value == encode_json(sent.value):
+        return True
+    return canonical_json(json.loads(text_value)) == canonical_json(sent.value)
 
 
 def _store_new(

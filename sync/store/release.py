@@ -66,15 +66,17 @@ def release(
     effect = merge_batch(connection, released, batch, moment, report_registers=True)
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
-    found, conflict_ids = conflict_rows.detect(connection, released, batch, moment, may_exist=True)
+    users = {row.position: row.user_id for row in chosen}
+    found, described = conflict_rows.detect(
+        connection, released, batch, moment, users, may_exist=True
+    )
     highest = max(entry.op.hlc for entry in released)
     counter.hlc = max(counter.hlc, highest)
     counter.applied_hlc = max(counter.applied_hlc, highest)
     positions.save(connection, counter)
-    described = conflict_rows.describe(connection, conflict_ids)
     items = []
     for conflict in described:
-        users = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
-        items.extend(Item(user, "conflict", conflict["record_id"], conflict) for user in users)
+        concerned = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
+        items.extend(Item(user, "conflict", conflict["record_id"], conflict) for user in concerned)
     add_items(connection, items, moment)
     return ReleaseResult(released, found), described
