@@ -67,7 +67,7 @@ def _text_or_null(value: str | None) -> str:
 
 def event_bytes(
     event_id: int,
-    occurred_at: dt.datetime,
+    occurred_at: dt.datetime | str,
     user_id: int | None,
     device_id: str | None,
     action: str,
@@ -77,13 +77,15 @@ def event_bytes(
 ) -> bytes:
     """The canonical form of one event; `details_json` is already canonical JSON text.
 
-    Written out by hand with the keys in sorted order because verify runs it for
-    every event; `canonical_json` of the same fields gives the same text (tested).
+    `occurred_at` is a time or its `format_time` text (verify reads it so from the
+    database). Written out by hand with the keys in sorted order because verify runs
+    it for every event; `canonical_json` of the same fields gives the same text (tested).
     """
+    at = occurred_at if isinstance(occurred_at, str) else format_time(occurred_at)
     return (
         f'{{"action":{_encode_string(action)},"details":{details_json},'
         f'"device_id":{_text_or_null(device_id)},"id":{int(event_id)},'
-        f'"occurred_at":"{format_time(occurred_at)}",'
+        f'"occurred_at":"{at}",'
         f'"target_id":{_text_or_null(target_id)},"target_type":{_encode_string(target_type)},'
         f'"user_id":{"null" if user_id is None else int(user_id)}}}'
     ).encode()
@@ -96,16 +98,30 @@ def chain_hash(prev_hash: str, content: bytes) -> str:
     return digest.hexdigest()
 
 
-def op_line(columns: list[Any], value_json: str | None) -> bytes:
-    """The canonical form of one stored op.
+NULL_FIELD = "~"
 
-    `columns` are its covered scalar columns (text, integers, None) in a fixed
-    order; `value_json` is the exact JSON text the database holds for its value,
-    embedded with its length so it is never re-encoded and cannot shift the framing.
+
+def op_line(values: list[Any]) -> str:
+    """The canonical form of one stored op (the reference; SQL builds the same text).
+
+    Each covered column in order, each followed by `|`: integers in decimal, text
+    and JSON text as `<length>:<text>` (so no content can shift the framing), times
+    as `format_time` text, NULL as `~`; then a newline. The op's JSON value is the
+    exact text the database holds, never decoded and re-encoded.
     """
-    value = "" if value_json is None else value_json
-    marker = "-" if value_json is None else str(len(value))
-    return f"{_ENCODER.encode(columns)}\t{marker}:{value}\n".encode()
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append(NULL_FIELD)
+        elif isinstance(value, str):
+            parts.append(f"{len(value)}:{value}")
+        elif isinstance(value, dt.datetime):
+            parts.append(format_time(value))
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"an op column holds {type(value).__name__}")
+        else:
+            parts.append(str(value))
+    return "|".join(parts) + "|\n"
 
 
 def new_ops_digest() -> Any:

@@ -1,8 +1,10 @@
-"""The stored ops a push event covers: which columns are hashed, and their digest.
+"""The stored ops a push event covers: their canonical lines, built in SQL, and digests.
 
 The sync store's `ops` table is append-only, so every column of a stored op is
-covered. The value is read as the exact JSON text the database holds (never
-decoded and re-encoded), and the arrival time as an explicit UTC string.
+covered. The database builds each op's canonical line itself (the format of
+`chain.op_line`: length-prefixed text, the value's JSON text exactly as stored, the
+arrival time as explicit UTC text), so verify fetches one short string per op and
+only hashes it; `record_push` reads the lines back through the same expression.
 """
 
 from __future__ import annotations
@@ -11,32 +13,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, or_, select
+from sqlalchemy import ColumnElement, Text, and_, cast, func, literal_column, or_, select
 
-from server.audit.chain import format_time, new_ops_digest, op_line
+from server.audit.chain import NULL_FIELD, new_ops_digest
 from sync.store.tables import ops
 
-# Order matters: it is part of the canonical form. Never reorder; append only with
-# a new format version.
-SCALAR_COLUMNS = (
-    ops.c.position,
-    ops.c.device_id,
-    ops.c.seq,
-    ops.c.user_id,
-    ops.c.record_id,
-    ops.c.form_id,
-    ops.c.form_version,
-    ops.c.grid_id,
-    ops.c.field,
-    ops.c.kind,
-    ops.c.hlc,
-    ops.c.base,
-    ops.c.reason,
-    ops.c.detail,
+# Order and kinds are part of the canonical form: never change them.
+COVERED = (
+    ("position", "int"),
+    ("device_id", "text"),
+    ("seq", "int"),
+    ("user_id", "int"),
+    ("record_id", "text"),
+    ("form_id", "text"),
+    ("form_version", "int"),
+    ("grid_id", "int"),
+    ("field", "text"),
+    ("kind", "text"),
+    ("value", "text"),
+    ("hlc", "int"),
+    ("base", "int"),
+    ("reason", "text"),
+    ("detail", "text"),
+    ("received_at", "time"),
 )
-COVERED = (*SCALAR_COLUMNS, ops.c.received_at, cast(ops.c.value, Text).label("value_json"))
-_SCALARS = len(SCALAR_COLUMNS)
-_DEVICE, _SEQ, _GRID = 1, 2, 7
+_DEVICE, _SEQ, _GRID, _LINE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -57,30 +58,78 @@ class RangeDigest:
     grid_ids: set[int]
 
 
-def stored_op_line(row: Any) -> bytes:
-    """The canonical form of one row selected with COVERED."""
-    columns = list(row[:_SCALARS])
-    columns.append(format_time(row[_SCALARS]))
-    return op_line(columns, row[_SCALARS + 1])
+def _sql_text(value: str) -> ColumnElement:
+    return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
-def select_ranges(ranges: Iterable[OpRange]) -> Any:
-    """One statement for the stored ops of several ranges, ordered by device and seq."""
+def utc_text(column: ColumnElement, dialect: str) -> ColumnElement:
+    """A stored time as `format_time` text, computed by the database."""
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", column)
+        return func.to_char(utc, _sql_text('YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+    # SQLite holds 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
+    text = cast(column, Text)
+    fraction = func.substr(func.substr(text, 21).concat(_sql_text("000000")), 1, 6)
+    return (
+        func.substr(text, 1, 10)
+        .concat(_sql_text("T"))
+        .concat(func.substr(text, 12, 8))
+        .concat(_sql_text("."))
+        .concat(fraction)
+        .concat(_sql_text("Z"))
+    )
+
+
+def op_line_sql(dialect: str) -> ColumnElement:
+    """The SQL expression of an op's canonical line (see `chain.op_line`).
+
+    One `format` call (`printf` on SQLite) with `%s` for every piece: both print
+    integers in decimal and text as is, so both backends build the same line.
+    """
+    pattern, arguments = [], []
+    for name, kind in COVERED:
+        column = ops.c[name]
+        if kind == "int":
+            pattern.append("%s|")
+            arguments.append(column)
+        elif kind == "time":
+            pattern.append("%s|")
+            arguments.append(utc_text(column, dialect))
+        elif not column.nullable:
+            pattern.append("%s:%s|")
+            arguments += [func.length(column), column]
+        else:
+            content = cast(column, Text)
+            framed = cast(func.length(content), Text).concat(_sql_text(":")).concat(content)
+            pattern.append("%s|")
+            arguments.append(func.coalesce(framed, _sql_text(NULL_FIELD)))
+    template = _sql_text("".join(pattern) + "\n")
+    build = func.format if dialect == "postgresql" else func.printf
+    return build(template, *arguments)
+
+
+def select_lines(dialect: str) -> Any:
+    """SELECT device_id, seq, grid_id, canonical line FROM ops (add WHERE and ORDER)."""
+    return select(ops.c.device_id, ops.c.seq, ops.c.grid_id, op_line_sql(dialect).label("line"))
+
+
+def select_ranges(dialect: str, ranges: Iterable[OpRange]) -> Any:
+    """One statement for the lines of several ranges, ordered by device and seq."""
     clauses = [
         and_(ops.c.device_id == r.device_id, ops.c.seq.between(r.seq_from, r.seq_to))
         for r in ranges
     ]
-    return select(*COVERED).where(or_(*clauses)).order_by(ops.c.device_id, ops.c.seq)
+    return select_lines(dialect).where(or_(*clauses)).order_by(ops.c.device_id, ops.c.seq)
 
 
-def digest_range(connection: Connection, op_range: OpRange) -> RangeDigest:
+def digest_range(connection: Any, op_range: OpRange) -> RangeDigest:
     """Hash the stored ops of one range, in seq order."""
-    rows = connection.execute(select_ranges([op_range]))
+    rows = connection.execute(select_ranges(connection.dialect.name, [op_range]))
     return digest_rows(rows, [op_range])[op_range]
 
 
 def digest_rows(rows: Iterable[Any], ranges: Iterable[OpRange]) -> dict[OpRange, RangeDigest]:
-    """Split rows ordered by (device, seq) into the given ranges and hash each.
+    """Split (device, seq, grid, line) rows ordered by device and seq into the ranges.
 
     Only the order of seqs within one device is relied on: the database's collation
     decides how devices are ordered, and that need not agree with Python's.
@@ -95,19 +144,25 @@ def digest_rows(rows: Iterable[Any], ranges: Iterable[OpRange]) -> dict[OpRange,
     device_ranges: list[OpRange] = []
     current_device: str | None = None
     index = 0
+    owner: OpRange | None = None
+    update = None
+    found: RangeDigest | None = None
     for row in rows:
         device, seq = row[_DEVICE], row[_SEQ]
         if device != current_device:
             current_device, device_ranges, index = device, by_device.get(device, []), 0
-        while index < len(device_ranges) and device_ranges[index].seq_to < seq:
-            index += 1
-        if index == len(device_ranges) or seq < device_ranges[index].seq_from:
-            continue  # outside every range: not this query's business
-        owner = device_ranges[index]
-        digests[owner].update(stored_op_line(row))
-        found = results[owner]
+            owner = None
+        if owner is None or seq > owner.seq_to:
+            while index < len(device_ranges) and device_ranges[index].seq_to < seq:
+                index += 1
+            if index == len(device_ranges) or seq < device_ranges[index].seq_from:
+                owner = None
+                continue  # outside every range: not this query's business
+            owner = device_ranges[index]
+            update, found = digests[owner].update, results[owner]
+        update(row[_LINE].encode())
         found.count += 1
         found.grid_ids.add(row[_GRID])
-    for op_range, found in results.items():
-        found.ops_hash = digests[op_range].hexdigest()
+    for op_range, result in results.items():
+        result.ops_hash = digests[op_range].hexdigest()
     return results

@@ -11,14 +11,15 @@ number per device, whatever the size of the trail.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Executable, func, select
 
 from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes, new_ops_digest
-from server.audit.covered_ops import COVERED, OpRange, digest_rows, select_ranges, stored_op_line
+from server.audit.covered_ops import OpRange, digest_rows, select_lines, select_ranges, utc_text
 from server.audit.events import HEAD_ID, Action
 from server.models import AuditChainHead, AuditEvent
 from sync.store.tables import ops
@@ -112,6 +113,7 @@ class _Walk:
         ).one_or_none()
         first_id, prev_hash = self._start(since)
         report.first_id = first_id
+        report.last_id, report.head_hash = first_id - 1, prev_hash
         broken = self._check_anchors_before(first_id) or self._walk(first_id, prev_hash)
         broken = broken or self._flush()
         broken = broken or self._check_head(head)
@@ -144,71 +146,67 @@ class _Walk:
 
     def _walk(self, first_id: int, prev_hash: str) -> Break | None:
         report = self.report
-        columns = (
-            AuditEvent.id,
-            AuditEvent.occurred_at,
-            AuditEvent.user_id,
-            AuditEvent.device_id,
-            AuditEvent.action,
-            AuditEvent.target_type,
-            AuditEvent.target_id,
-            AuditEvent.details,
-            AuditEvent.prev_hash,
-            AuditEvent.hash,
+        statement = (
+            select(
+                AuditEvent.id,
+                utc_text(AuditEvent.occurred_at, self.connection.dialect.name),
+                AuditEvent.user_id,
+                AuditEvent.device_id,
+                AuditEvent.action,
+                AuditEvent.target_type,
+                AuditEvent.target_id,
+                AuditEvent.details,
+                AuditEvent.prev_hash,
+                AuditEvent.hash,
+            )
+            .where(AuditEvent.id >= first_id)
+            .order_by(AuditEvent.id)
         )
-        statement = select(*columns).where(AuditEvent.id >= first_id).order_by(AuditEvent.id)
-        rows = self.connection.execution_options(yield_per=STREAM_BATCH).execute(statement)
         expected_id = first_id
         anchors = iter(a for a in self.anchors if a.event_id >= first_id)
         anchor = next(anchors, None)
         push = str(Action.SYNC_PUSH)
-        try:
-            for row in rows:
-                event_id = row[0]
-                if event_id != expected_id:
-                    return self._earlier_ops_break() or Break(
-                        "missing",
-                        expected_id,
-                        prev_hash,
-                        None,
-                        f"event {expected_id} is missing; the chain resumes at event {event_id}",
-                    )
-                if row[8] != prev_hash:
-                    return self._earlier_ops_break() or Break(
-                        "link",
-                        event_id,
-                        prev_hash,
-                        row[8],
-                        f"event {event_id} does not chain to event {event_id - 1}",
-                    )
-                content = event_bytes(
-                    event_id, row[1], row[2], row[3], row[4], row[5], row[6], row[7]
+        for row in stream(self.connection, statement):
+            event_id = row[0]
+            if event_id != expected_id:
+                return self._earlier_ops_break() or Break(
+                    "missing",
+                    expected_id,
+                    prev_hash,
+                    None,
+                    f"event {expected_id} is missing; the chain resumes at event {event_id}",
                 )
-                computed = chain_hash(prev_hash, content)
-                if computed != row[9]:
-                    return self._earlier_ops_break() or Break(
-                        "hash",
-                        event_id,
-                        computed,
-                        row[9],
-                        f"event {event_id}'s content does not match its hash",
-                    )
-                if anchor is not None and anchor.event_id == event_id:
-                    if anchor.hash != computed:
-                        return self._earlier_ops_break() or _anchor_break(anchor, computed)
-                    report.anchors += 1
-                    anchor = next(anchors, None)
-                if row[4] == push:
-                    broken = self._add_push(event_id, row[6], row[7])
-                    if broken is not None:
-                        return broken
-                prev_hash = computed
-                expected_id += 1
-                report.events += 1
-                report.last_id = event_id
-                report.head_hash = computed
-        finally:
-            rows.close()
+            if row[8] != prev_hash:
+                return self._earlier_ops_break() or Break(
+                    "link",
+                    event_id,
+                    prev_hash,
+                    row[8],
+                    f"event {event_id} does not chain to event {event_id - 1}",
+                )
+            content = event_bytes(event_id, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+            computed = chain_hash(prev_hash, content)
+            if computed != row[9]:
+                return self._earlier_ops_break() or Break(
+                    "hash",
+                    event_id,
+                    computed,
+                    row[9],
+                    f"event {event_id}'s content does not match its hash",
+                )
+            if anchor is not None and anchor.event_id == event_id:
+                if anchor.hash != computed:
+                    return self._earlier_ops_break() or _anchor_break(anchor, computed)
+                report.anchors += 1
+                anchor = next(anchors, None)
+            if row[4] == push:
+                broken = self._add_push(event_id, row[6], row[7])
+                if broken is not None:
+                    return broken
+            prev_hash = computed
+            expected_id += 1
+        report.events = expected_id - first_id
+        report.last_id, report.head_hash = expected_id - 1, prev_hash
         self.anchor_after_walk = anchor
         return None
 
@@ -243,8 +241,8 @@ class _Walk:
         if not pushes:
             return None
         ranges = [push.op_range for push in pushes]
-        rows = self.connection.execute(select_ranges(_merged(ranges)))
-        found = digest_rows(rows, ranges)
+        statement = select_ranges(self.connection.dialect.name, _merged(ranges))
+        found = digest_rows(stream(self.connection, statement), ranges)
         for push in pushes:
             result = found[push.op_range]
             span = push.op_range.seq_to - push.op_range.seq_from + 1
@@ -321,14 +319,15 @@ class _Walk:
 
     def _uncovered(self, device_id: str, covered: int) -> Break:
         row = self.connection.execute(
-            select(*COVERED)
+            select_lines(self.connection.dialect.name)
+            .add_columns(ops.c.position)
             .where(ops.c.device_id == device_id)
             .where((ops.c.seq > covered) | (ops.c.seq < 1))
             .order_by(ops.c.seq)
             .limit(1)
         ).one()
         digest = new_ops_digest()
-        digest.update(stored_op_line(row))
+        digest.update(row.line.encode())
         return Break(
             "uncovered_op",
             None,
@@ -337,6 +336,33 @@ class _Walk:
             f"op seq {row.seq} of device {device_id} (position {row.position}) is not "
             "covered by any push event",
         )
+
+
+_cursor_names = itertools.count(1)
+
+
+def stream(connection: Connection, statement: Executable) -> Iterator[tuple]:
+    """Rows as plain tuples straight from the driver, in batches: the hot loop of verify.
+
+    PostgreSQL reads through a server-side cursor, so memory holds one batch whatever
+    the result's size; SQLite's cursor steps through the result lazily anyway.
+    Statements here carry only integer and text parameters, which need no conversion.
+    """
+    compiled = statement.compile(dialect=connection.dialect)
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with raw.cursor(name=f"fieldsync_audit_{next(_cursor_names)}") as cursor:
+            cursor.execute(str(compiled), compiled.params)
+            while batch := cursor.fetchmany(STREAM_BATCH):
+                yield from batch
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.execute(str(compiled), [compiled.params[name] for name in compiled.positiontup])
+        while batch := cursor.fetchmany(STREAM_BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def _anchor_break(anchor: Anchor, found: str | None) -> Break:

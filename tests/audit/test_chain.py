@@ -107,8 +107,11 @@ def test_the_hash_chains_the_previous_hash_and_the_event():
     assert chain_hash(expected, content) != expected
 
 
-def test_an_op_line_frames_its_json_value_by_length():
-    line = op_line(["dev", 3, None], '{"a":"\\t1"}')
-    assert line == b'["dev",3,null]\t11:{"a":"\\t1"}\n'
-    assert op_line(["dev", 3], None) != op_line(["dev", 3], "null")
-    assert op_line(["a", 1], '"x"') != op_line(["a", 1], '"y"')
+def test_an_op_line_frames_text_by_length():
+    at = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
+    line = op_line([7, "dev|1", None, '{"a":"|"}', at])
+    assert line == '7|5:dev|1|~|9:{"a":"|"}|2026-05-01T08:30:00.000000Z|\n'
+    assert op_line(["ab", "c"]) != op_line(["a", "bc"])
+    assert op_line([None]) != op_line(["null"]) != op_line([""])
+    with pytest.raises(TypeError):
+        op_line([1.5])

@@ -181,3 +181,34 @@ def test_a_removed_push_event_shows_even_when_the_chain_is_rebuilt(pushes):
     broken = verify(pushes).broken
     assert broken.kind == "uncovered_op"
     assert f"op seq 1 of device {B}" in broken.detail
+
+
+def test_the_database_builds_the_reference_line_of_each_op(database):
+    from sqlalchemy import Text, cast
+
+    from server.audit.chain import op_line
+    from server.audit.covered_ops import COVERED, select_lines
+    from sync.store.tables import ops
+
+    rows = op_rows(A, range(1, 9))
+    rows[1]["detail"] = "naïve | 王 ~ 1:x"
+    rows[2]["field"] = "f|2"
+    store_push(database, rows[:4], received_at=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC))
+    store_push(database, rows[4:])  # the table's own default time: no fraction on SQLite
+    columns = [cast(ops.c.value, Text) if n == "value" else ops.c[n] for n, _kind in COVERED]
+    with database.engine.connect() as connection:
+        stored = connection.execute(select(*columns).order_by(ops.c.seq)).all()
+        lines = connection.execute(select_lines(connection.dialect.name).order_by(ops.c.seq)).all()
+    assert len(stored) == len(lines) == 8
+    for values, line in zip(stored, lines, strict=True):
+        values = list(values)
+        at = values[-1]
+        values[-1] = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        assert line.line == op_line(values)
+    assert "|2026-01-02T03:04:05.000006Z|" in lines[0].line
+
+
+def test_verify_from_a_date_after_the_last_event_is_ok(pushes):
+    report = verify(pushes, since=dt.datetime(2999, 1, 1, tzinfo=dt.UTC))
+    assert report.ok, report.broken
+    assert (report.events, report.last_id) == (0, 3)
