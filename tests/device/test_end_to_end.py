@@ -8,6 +8,7 @@ seq_gap, 410, 401 and 413; the inbox.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sqlite3
 
 import pytest
@@ -325,3 +326,18 @@ def test_review_decisions_and_comments_reach_the_inbox(devices, world):
     assert (review["decision"], review["comment"]) == ("needs_revision", "门牌号缺失")
     assert (comment["field"], comment["body"]) == ("head_name", "请核对户主姓名")
     assert phone.sync().inbox_new == 0
+
+
+def test_an_attachment_announcement_matches_its_schema(devices, transport):
+    from mobile_schema.transport import Request
+
+    phone = devices("phone")
+    photo = b"\xff\xd8\xff\xe0" + b"\x00" * 60
+    digest = hashlib.sha256(photo).hexdigest()
+    body = {"sha256": digest, "size": len(photo), "content_type": "image/jpeg"}
+    reply = transport.send(
+        Request("POST", "/api/v1/attachments", body=body, token=phone.state().token)
+    )  # AppTransport checks the reply against attachment_target.json
+    assert reply.status == 201
+    assert (reply.body["sha256"], reply.body["exists"]) == (digest, False)
+    assert reply.body["method"] == "PUT"
