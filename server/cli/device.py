@@ -169,9 +169,10 @@ def device_show(store: str, record_id: str | None, form_id: str | None, as_json:
         if as_json:
             click.echo(json.dumps([r.as_dict() for r in records], ensure_ascii=False))
             return
+        grids = "every grid" if state.grid_ids is None else f"grids {state.grid_ids}"
         click.echo(
             f"device {state.device_id or '(not registered)'} user {state.username or '-'} "
-            f"server {state.server_url}\n"
+            f"({grids}) server {state.server_url}\n"
             f"seq {state.next_seq - 1} acked {state.acked_seq} unsent {client.unsent_count()} "
             f"cursor {state.cursor} last sync {state.last_sync_at or 'never'}"
         )
