@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from forms import DefinitionError, FormVersion, from_dict, to_dict
+from forms import DefinitionError, FormVersion, VersionDiff, diff_versions, from_dict, to_dict
 from forms.builtin import NAMES as BUILTIN_NAMES
 from forms.builtin import definition as builtin_definition
 from forms.io import FormFileError, read_form
@@ -183,6 +183,48 @@ def stored_version(session: Session, form_id: str, version: int | None) -> Store
         raise ApiError(ErrorCode.NOT_FOUND, f"no form {form_id!r}")
     published = [row for row in rows if row.status == VersionStatus.PUBLISHED]
     return (published or rows)[0]
+
+
+@dataclass(frozen=True)
+class StoredDiff:
+    """What changed between two stored versions of one form."""
+
+    form_id: str
+    old: StoredFormVersion
+    new: StoredFormVersion
+    before: FormVersion
+    after: FormVersion
+    changes: VersionDiff
+
+    def as_dict(self) -> dict[str, Any]:
+        def side(row: StoredFormVersion) -> dict[str, Any]:
+            return {"version": row.version, "status": row.status, "digest": row.digest}
+
+        return {
+            "form_id": self.form_id,
+            "from": side(self.old),
+            "to": side(self.new),
+            "unchanged": self.changes.empty,
+            **self.changes.as_dict(),
+        }
+
+
+def diff_stored(
+    session: Session, form_id: str, old: int, new: int, include_drafts: bool = True
+) -> StoredDiff:
+    """Fields added, removed and retyped, and choices added and removed, from `old` to `new`.
+
+    Without `include_drafts` a draft answers as missing, as it does for readers who may
+    not see drafts.
+    """
+    rows = []
+    for number in (old, new):
+        row = _require(session, form_id, number)
+        if row.status == VersionStatus.DRAFT and not include_drafts:
+            raise ApiError(ErrorCode.NOT_FOUND, f"form {form_id!r} has no version {number}")
+        rows.append(row)
+    before, after = _build(rows[0].definition), _build(rows[1].definition)
+    return StoredDiff(form_id, rows[0], rows[1], before, after, diff_versions(before, after))
 
 
 def list_versions(session: Session, form_id: str | None = None) -> list[StoredFormVersion]:

@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     "forms.list_forms": user(ALL),
     "forms.bundle": device(),
     "forms.get_version": user(ALL),
+    "forms.diff_versions": user(ALL),
     "forms.export_version": user(STAFF),
     "forms.import_form": user(ADMIN),
     "forms.publish": user(ADMIN),

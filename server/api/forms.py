@@ -40,6 +40,21 @@ class ExportQuery(Schema):
     format = fields.String(load_default="json", validate=validate.OneOf(FORMATS))
 
 
+class DiffQuery(Schema):
+    old = fields.Integer(
+        required=True,
+        data_key="from",
+        validate=validate.Range(min=1),
+        metadata={"description": "The version to compare from."},
+    )
+    new = fields.Integer(
+        required=True,
+        data_key="to",
+        validate=validate.Range(min=1),
+        metadata={"description": "The version to compare to."},
+    )
+
+
 def _summary(row) -> dict:
     return form_store.version_summary(row)
 
@@ -82,6 +97,20 @@ def _readable(form_id: str, version: int):
 def get_version(form_id: str, version: int):
     row = _readable(form_id, version)
     return {**_summary(row), "definition": row.definition}
+
+
+@bp.get("/<form_id>/diff", endpoint="diff_versions")
+@operation(
+    "What changed between two versions: fields added, removed, retyped; choices",
+    tags=TAGS,
+    query=DiffQuery,
+    description="Drafts can be compared by admins only (to see what publishing would change).",
+)
+def diff_versions(form_id: str, query):
+    changes = form_store.diff_stored(
+        db_session(), form_id, query["old"], query["new"], g.user.role == Role.ADMIN
+    )
+    return changes.as_dict()
 
 
 @bp.get("/<form_id>/versions/<int:version>/export", endpoint="export_version")

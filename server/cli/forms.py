@@ -1,14 +1,19 @@
-"""`fieldsync forms`: import, export, list, publish and retire form versions."""
+"""`fieldsync forms`: import, export, list, diff, publish and retire form versions."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from server.cli.context import Context, fail, pass_context
 from server.errors import ApiError
+
+if TYPE_CHECKING:
+    from server.form_store import StoredDiff
 
 
 @click.group()
@@ -80,6 +85,46 @@ def forms_list(context: Context) -> None:
         click.echo(f"{row['form_id']:<24} v{row['version']:<4} {row['status']:<10} {title}")
     if not rows:
         click.echo("no forms")
+
+
+@forms.command("diff")
+@click.argument("form_id")
+@click.argument("old", type=click.IntRange(min=1), metavar="FROM")
+@click.argument("new", type=click.IntRange(min=1), metavar="TO")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@pass_context
+def forms_diff(context: Context, form_id: str, old: int, new: int, as_json: bool) -> None:
+    """What changed from version FROM to version TO: fields and choices."""
+    from server import form_store
+
+    try:
+        with context.database.session() as session:
+            found = form_store.diff_stored(session, form_id, old, new)
+            body = found.as_dict()
+            lines = _diff_lines(found)
+    except ApiError as error:
+        fail(error.detail)
+    if as_json:
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    for line in lines:
+        click.echo(line)
+
+
+def _diff_lines(found: StoredDiff) -> list[str]:
+    """One line per change, marked + (added), - (removed) or ~ (retyped)."""
+    old, new, changes = found.old, found.new, found.changes
+    lines = [f"{found.form_id} v{old.version} ({old.status}) -> v{new.version} ({new.status})"]
+    lines += [f"+ field {name} ({found.after.fields[name].type})" for name in changes.added]
+    lines += [f"- field {name} ({found.before.fields[name].type})" for name in changes.removed]
+    lines += [f"~ field {name}: {was} -> {now}" for name, was, now in changes.retyped]
+    for name, choices in changes.choices_added.items():
+        lines += [f"+ choice {name}: {choice}" for choice in choices]
+    for name, choices in changes.choices_removed.items():
+        lines += [f"- choice {name}: {choice}" for choice in choices]
+    if changes.empty:
+        lines.append("no changes to fields or choices")
+    return lines
 
 
 def _change(context: Context, action, form_id: str, version: int, verb: str) -> None:
