@@ -36,8 +36,10 @@ SCRIPT: list[tuple[str, Edit | None]] = [
         ),
     ),
     ("sync", None),
-    ("other", None),
     ("edit", lambda c: c.set(R2, "categories", ["gas", "flood"])),
+    ("revoke", None),
+    ("sync", None),
+    ("other", None),
     ("edit", lambda c: c.set(R1, "head_name", "王芳")),
     ("sync", None),
     ("edit", lambda c: c.set(R2, "severity", "high")),
@@ -68,6 +70,8 @@ def run(tmp_path, faults: Faults) -> tuple[ReplicaServer, DeviceClient, DeviceCl
             other.sync()
             other.set(R1, "notes", "from the other phone")
             other.sync()
+        elif action == "revoke":
+            server.revoke(phone.state().device_id)  # the next sync signs in again
         elif action == "restore":
             server.restore(backup)  # the server loses everything after the backup
         elif action == "edit":
@@ -97,12 +101,18 @@ def server_values(server: ReplicaServer) -> dict[tuple[str, str], str]:
 
 def check_invariants(server: ReplicaServer, phone: DeviceClient, other: DeviceClient) -> None:
     mine = journal(phone)
-    device_id = phone.state().device_id
-    assert [seq for _, seq, _ in mine] == list(range(1, len(mine) + 1))
-    assert {d for d, _, _ in mine} == {device_id}
-    log = [s.op for s in server.state.replica.log() if s.op.device_id == device_id]
-    assert sorted(op.seq for op in log) == list(range(1, len(mine) + 1))
-    assert (phone.state().acked_seq, phone.unsent_count()) == (len(mine), 0)
+    seqs: dict[str, list[int]] = {}
+    for device_id, seq, _ in mine:
+        seqs.setdefault(device_id, []).append(seq)
+    assert len(seqs) == 2  # the registration before the revocation, and the one after
+    assert list(seqs)[-1] == phone.state().device_id
+    log = server.state.replica.log()
+    for device_id, numbers in seqs.items():
+        assert numbers == list(range(1, len(numbers) + 1))
+        stored = sorted(s.op.seq for s in log if s.op.device_id == device_id)
+        assert stored == numbers  # every op on the server once, none missing
+    current = seqs[phone.state().device_id]
+    assert (phone.state().acked_seq, phone.unsent_count()) == (len(current), 0)
     values = server_values(server)
     for client in (phone, other):
         assert {slot: canonical(v) for slot, v in view(client).items()} == values
