@@ -140,10 +140,6 @@ RULES: dict[str, Rule] = {
 }
 
 
-def rule_for(endpoint: str) -> Rule | None:
-    return RULES.get(endpoint)
-
-
 def caller_scope() -> Scope:
     """The scope of the authenticated caller of this request."""
     if "scope" not in g:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import AttachmentUploader, Device, Grid, UserGrid
+from server.models import AttachmentUploader, Device, Grid, User, UserGrid
 from sync.store import tables as t
 
 
@@ -34,8 +34,6 @@ def _grid(session: Session, args: Mapping[str, Any]) -> Located | None:
 
 
 def _user(session: Session, args: Mapping[str, Any]) -> Located | None:
-    from server.models import User
-
     user_id = session.scalar(select(User.id).where(User.id == args["user_id"]))
     if user_id is None:
         return None
