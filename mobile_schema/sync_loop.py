@@ -268,6 +268,9 @@ class SyncLoop:
         if reply.status == 409 and problem.get("code") == "seq_gap":
             self.seq_gap(problem["expected_seq"], problem)
             return True
+        if reply.status == 409 and problem.get("code") == "seq_reuse":
+            self.renumber_or_fail("seq_reuse", problem)
+            return True
         raise self.refused("push", reply)
 
     def seq_gap(self, expected: int, problem: dict[str, Any]) -> None:

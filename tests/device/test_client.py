@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import pytest
 
-from mobile_schema.errors import EditRejected, NeedsRegistration
+from mobile_schema.errors import EditRejected, NeedsRegistration, ProtocolError
+from mobile_schema.transport import Reply
 from sync import hlc
 from tests.device.conftest import GRID_A, GRID_B, GRID_C
 from tests.device.harness import journal, open_device, view
@@ -273,3 +275,60 @@ def test_forms_are_fetched_once_then_not_modified(make_device, server):
     assert phone.sync().forms_updated is False
     forms_requests = [r for r in server.requests if r.path.endswith("/forms/bundle")]
     assert forms_requests[-1].headers["If-None-Match"] == '"builtin-1"'
+
+
+class Corrupting:
+    """Passes requests on, but spoils the replies to one path."""
+
+    def __init__(self, inner, path: str, spoil) -> None:
+        self.inner, self.path, self.spoil = inner, path, spoil
+
+    def send(self, request):
+        reply = self.inner.send(request)
+        if request.path != self.path or reply.status != 200:
+            return reply
+        return Reply(reply.status, self.spoil(copy.deepcopy(reply.body)), reply.headers)
+
+
+def spoil_hlc(body):
+    body["changes"][0]["hlc"] = "NOT-AN-HLC"
+    return body
+
+
+def reverse_changes(body):
+    body["changes"].reverse()
+    return body
+
+
+def lower_ack(body):
+    body["acked_seq"] -= 1
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "spoil"),
+    [
+        ("/api/v1/sync/pull", spoil_hlc),
+        ("/api/v1/sync/pull", reverse_changes),
+        ("/api/v1/sync/push", lower_ack),
+    ],
+)
+def test_a_bad_reply_is_refused_and_nothing_stored(make_device, server, path, spoil):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    for n in range(2):
+        other.create("household", GRID_A, {"notes": f"n{n}"})
+    other.sync()
+    phone.create("household", GRID_A, {"notes": "mine"})
+    before = (phone.state(), view(phone))
+    phone.transport = Corrupting(server, path, spoil)
+    with pytest.raises(ProtocolError):
+        phone.sync()
+    if path.endswith("pull"):  # the push before it went through
+        assert phone.state().cursor == before[0].cursor
+        assert view(phone) == before[1]
+    else:
+        assert phone.state().acked_seq == before[0].acked_seq
+    phone.transport = server
+    phone.sync()
+    assert len(phone.records()) == 3
+    assert phone.unsent_count() == 0
