@@ -83,7 +83,7 @@ def _live_rows(rows: Any, written: frozenset[str]) -> dict[str, list[Mapping[str
     if not rows:
         return live
     for name, items in rows.items():
-        if type(items) is not list:
+        if not isinstance(items, list):
             continue
         kept = [
             row
