@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import String, and_, cast, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from server.errors import ApiError, ErrorCode
@@ -62,7 +62,9 @@ def _like(text: str) -> str:
 def _text_value(session: Session):
     """(is a JSON string, its unescaped text) for field values, on either backend."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.json_typeof(fs.c.value) == "string", fs.c.value.op("#>>")(literal("{}"))
+        # value #>> '{}' is the JSON value itself as unescaped text.
+        whole = fs.c.value.op("#>>")(literal_column("'{}'::text[]"))
+        return func.json_typeof(fs.c.value) == "string", whole
     return func.json_type(fs.c.value) == "text", func.json_extract(fs.c.value, "$")
 
 

@@ -36,8 +36,13 @@ def test_wrong_method_is_a_problem_with_allow(client):
 
 
 @pytest.fixture
-def failing_client(settings, database):
+def failing_client(settings, database, monkeypatch):
     from server import create_app
+    from server.api.access import PUBLIC, RULES
+
+    # Every endpoint needs an access rule; these test-only ones are public.
+    monkeypatch.setitem(RULES, "boom.boom", PUBLIC)
+    monkeypatch.setitem(RULES, "boom.domain", PUBLIC)
 
     app = create_app(settings, database)
     bp = Blueprint("boom", __name__)

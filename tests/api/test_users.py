@@ -139,3 +139,25 @@ def test_user_lists_follow_scope(client, world):
     assert_problem(client.get("/api/v1/users", headers=world.headers("worker")), 403, "forbidden")
     reply = client.get("/api/v1/users?limit=0", headers=world.headers("admin"))
     assert_problem(reply, 422, "validation_failed")
+
+
+def test_a_body_over_the_request_limit_is_413_and_changes_nothing(client, world):
+    big = {"username": "huge", "password": "x" * (5 * 1024 * 1024), "role": "worker"}
+    reply = client.post("/api/v1/users", json=big, headers=world.headers("admin"))
+    assert_problem(reply, 413, "payload_too_large")
+    listed = client.get("/api/v1/users", headers=world.headers("admin")).get_json()
+    assert "huge" not in {item["username"] for item in listed["items"]}
+
+
+def test_errors_never_leak_internals(client, world):
+    reply = client.post(
+        "/api/v1/users",
+        data=b'{"username": "x", "password": ',
+        content_type="application/json",
+        headers=world.headers("admin"),
+    )
+    body = assert_problem(reply, 400, "invalid_json")
+    text = reply.get_data(as_text=True)
+    for secret in ("Traceback", "/work/", "SELECT", "sqlalchemy", ".py"):
+        assert secret not in text
+    assert body["detail"]
