@@ -64,9 +64,9 @@ class Gate:
 def server_millis(wall_ms: int, max_applied_hlc: int) -> int:
     """The server's clock for the `clock_ahead` check: its HLC, not its bare wall clock.
 
-    That is the wall clock, or the highest HLC among applied ops when that is later
-    (a released op from a fast device moves every device's HLC forward; their next
-    edits must not be quarantined for following it).
+    That is the wall clock, or the highest HLC among the ops applied before the push
+    when that is later: a released op from a fast device moves every device's HLC
+    forward through pulls, and their next edits must not be quarantined for following it.
     """
     return max(wall_ms, hlc.millis_of(max_applied_hlc))
 

@@ -67,6 +67,8 @@ class ServerReplica:
         self.check_field = check_field
         self.wall = wall
         self.max_skew_ms = max_skew_ms
+        # The server's HLC: raised to every applied op's HLC, ticked once per push that
+        # stores something; pulls and retries only read it.
         self.clock = hlc.Clock(wall)
         self.position = 0
         self.max_applied_hlc = 0
@@ -130,7 +132,7 @@ class ServerReplica:
             duplicate=duplicate,
             quarantined=quarantined,
             conflicts=conflicts,
-            server_hlc=self.clock.now(),
+            server_hlc=self.clock.now() if new_ops else self.read_clock(),
             stored=stored,
         )
 
@@ -170,7 +172,9 @@ class ServerReplica:
             if op.kind == SET:
                 self.edits[slot].append(entry)
                 winner = self.merged.registers[slot]
-                if winner is not before:
+                # A field with applied adds/removes shows its choice set: a set op on it
+                # is kept (and may conflict) but changes nothing a device sees.
+                if winner is not before and slot not in self.merged.choice_sets:
                     touched[slot] = winner.position
             else:
                 touched[slot] = max(touched.get(slot, 0), entry.position)
@@ -277,7 +281,11 @@ class ServerReplica:
         # stopped at the last change would leave later ops that changed nothing
         # "unseen", and the device's next edits would look concurrent with them.
         next_cursor = page[-1].position if more else self.position
-        return Page(page, next_cursor, more, self.clock.now())
+        return Page(page, next_cursor, more, self.read_clock())
+
+    def read_clock(self) -> int:
+        """A fresh server HLC for a reply that changes nothing (not saved)."""
+        return hlc.Clock(self.wall, self.clock.peek()).now()
 
     def change(self, slot: Slot, position: int) -> Change:
         """One field's current state as a pull change."""

@@ -8,6 +8,7 @@ is checked after each step or once the devices have quiesced.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -21,8 +22,8 @@ from sync.merge import fold
 from sync.messages import CursorExpired, Page, PushResult, ReleaseRefused, ReleaseResult
 from sync.ops import SET, Op, StoredOp
 from sync.reasons import NOT_RELEASABLE
-from sync.replica import ServerReplica
-from tests.sync.world import RECORDS, VALID_EDITS, check_field, edits, lookup_form
+from tests.sync.backends import ReplicaBackend
+from tests.sync.world import RECORDS, VALID_EDITS, edits
 
 START_MS = 1_700_000_000_000
 DEVICE_IDS = [f"00000000-0000-4000-a000-00000000000{n}" for n in range(1, 6)]
@@ -48,50 +49,14 @@ class Backend(Protocol):
     def conflicts(self) -> dict[tuple, bool]: ...
     def newest(self) -> int: ...
     def restart(self) -> None: ...
+    def verify(self) -> None: ...
     def close(self) -> None: ...
-
-
-class ReplicaBackend:
-    """The reference replica as a backend."""
-
-    def __init__(self, wall) -> None:
-        self.server = ServerReplica(lookup_form, check_field, wall=wall)
-
-    def push(self, device_id, ops, scope):
-        return self.server.push(device_id, ops, scope)
-
-    def pull(self, scope, cursor, limit):
-        return self.server.pull(scope, cursor, limit)
-
-    def snapshot(self, scope, cursor, limit):
-        return self.server.snapshot(scope, cursor, limit)
-
-    def release(self, op_ids):
-        return self.server.release(op_ids)
-
-    def log(self):
-        return self.server.log()
-
-    def state(self, scope=None):
-        return self.server.state(scope)
-
-    def conflicts(self):
-        return {row.conflict.ident: row.resolved for row in self.server.conflicts.values()}
-
-    def newest(self):
-        return self.server.position
-
-    def restart(self) -> None:
-        """Nothing is lost: the replica is its own durable store."""
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 class SyncMachine(RuleBasedStateMachine):
     """Devices edit, push (split, duplicated, replies lost), pull, restart and quiesce."""
 
-    backend_factory = staticmethod(ReplicaBackend)
+    backend_factory: Callable[[Callable[[], int]], Backend] = staticmethod(ReplicaBackend)
 
     def __init__(self) -> None:
         super().__init__()
@@ -215,7 +180,7 @@ class SyncMachine(RuleBasedStateMachine):
         """What a device does at night: push everything, then pull everything."""
         n, _ = self.device(i)
         self.push_all(n)
-        self.read_all(n, 5, snapshot=False)
+        self.read_all(n, 50, snapshot=False)
 
     @rule(pick=st.integers(0, 1000), i=st.integers(0, 4))
     def resolve_a_conflict(self, pick: int, i: int) -> None:
@@ -238,7 +203,7 @@ class SyncMachine(RuleBasedStateMachine):
         n = candidates[i % len(candidates)]
         dev = self.devices[n]
         self.push_all(n)
-        self.read_all(n, 8, snapshot=False)
+        self.read_all(n, 50, snapshot=False)
         value = next(v[0] for f, k, v in VALID_EDITS[head.form_id] if f == field and k == SET)
         op = dev.edit(
             record_id, head.form_id, by_id[first].form_version, grid_id, field, SET, value
@@ -305,12 +270,13 @@ class SyncMachine(RuleBasedStateMachine):
         for n in range(len(self.devices)):
             self.push_all(n)
         for n in range(len(self.devices)):
-            self.read_all(n, 7, snapshot=False)
+            self.read_all(n, 50, snapshot=False)
         for n, dev in enumerate(self.devices):
             self.check_converged(n, dev)
             # no lost op: everything the device made is stored, exactly as made
             stored = {s.op.seq: s.op for s in self.server.log() if s.op.device_id == dev.device_id}
             assert stored == self.made[n]
+        self.server.verify()
         assert set(self.reported) == set(self.server.conflicts())
         assert all(times == 1 for times in self.reported.values())
 
@@ -344,7 +310,7 @@ class SyncMachine(RuleBasedStateMachine):
     def push_all(self, n: int) -> None:
         dev = self.devices[n]
         while dev.pending:
-            sent = dev.outbox(5)
+            sent = dev.outbox(20)
             result = self.server.push(dev.device_id, sent, self.scopes[n])
             self.sent += len(sent)
             self.acked[n] = result.acked_seq

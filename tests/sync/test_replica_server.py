@@ -236,3 +236,17 @@ def test_server_hlc_covers_every_applied_op(server) -> None:
     assert result.applied == 1
     assert result.server_hlc > op.hlc
     assert hlc.millis_of(result.server_hlc) >= NOW + 500_000
+
+
+def test_a_field_with_choices_ignores_later_sets_in_what_it_shows(server) -> None:
+    d1, d2 = device("d1"), device("d2")
+    server.push("d1", [household(d1, "head_name", "wang")])
+    held = household(d2, "head_name", "a", kind=ADD)  # not a multi-select: quarantined
+    server.push("d2", [held])
+    server.release([held.op_id])
+    page = server.pull(None, 0, 10)
+    assert [(c.value, c.position) for c in page.changes] == [(["a"], 3)]
+    late = household(d1, "head_name", "li")
+    server.push("d1", [late])
+    assert server.pull(None, page.cursor, 10).changes == []
+    assert server.state()[(R1, "head_name")].value == ["a"]

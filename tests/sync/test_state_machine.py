@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
 
+from tests.sync.backends import Agreeing, quick_engine
 from tests.sync.machine import SyncMachine
 
 
@@ -13,3 +15,16 @@ class ReplicaMachine(SyncMachine):
 
 TestReplicaMachine = ReplicaMachine.TestCase
 TestReplicaMachine.settings = settings(stateful_step_count=30)
+
+
+def test_sql_store_machine(database) -> None:
+    """The same machine with the SQL store as the server, held to the replica each step."""
+    engine = quick_engine(database)
+
+    class StoreMachine(SyncMachine):
+        backend_factory = staticmethod(lambda wall: Agreeing(engine, wall))
+
+    try:
+        run_state_machine_as_test(StoreMachine, settings=settings(stateful_step_count=15))
+    finally:
+        engine.dispose()
