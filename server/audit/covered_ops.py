@@ -13,9 +13,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Integer,
+    Text,
+    and_,
+    cast,
+    column,
+    distinct,
+    func,
+    literal_column,
+    or_,
+    select,
+    values,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from server.audit.chain import NULL_FIELD, new_ops_digest
+from server.audit.driver import stream
 from sync.store.tables import ops
 
 # Order and kinds are part of the canonical form: never change them.
@@ -122,10 +139,74 @@ def select_ranges(dialect: str, ranges: Iterable[OpRange]) -> Any:
     return select_lines(dialect).where(or_(*clauses)).order_by(ops.c.device_id, ops.c.seq)
 
 
-def digest_range(connection: Any, op_range: OpRange) -> RangeDigest:
+def digest_range(connection: Connection, op_range: OpRange) -> RangeDigest:
     """Hash the stored ops of one range, in seq order."""
-    rows = connection.execute(select_ranges(connection.dialect.name, [op_range]))
-    return digest_rows(rows, [op_range])[op_range]
+    return digest_ranges(connection, [op_range])[op_range]
+
+
+def digest_ranges(connection: Connection, ranges: list[OpRange]) -> dict[OpRange, RangeDigest]:
+    """Hash the stored ops of each range (ranges of one device must not overlap).
+
+    PostgreSQL hashes in the database: one statement joins the ranges to their ops and
+    gives, per range, SHA-256 over its lines concatenated in seq order (the very bytes
+    Python would hash), the count and the grids. SQLite has no SHA-256, so its lines
+    stream to Python, all ranges in one statement.
+    """
+    if not ranges:
+        return {}
+    if connection.dialect.name == "postgresql":
+        return _digest_in_postgres(connection, ranges)
+    statement = select_ranges(connection.dialect.name, _merged(ranges))
+    return digest_rows(stream(connection, statement), ranges)
+
+
+def _digest_in_postgres(
+    connection: Connection, ranges: list[OpRange]
+) -> dict[OpRange, RangeDigest]:
+    wanted = values(
+        column("idx", Integer),
+        column("device_id", Text),
+        column("seq_from", BigInteger),
+        column("seq_to", BigInteger),
+        name="wanted",
+    ).data([(n, r.device_id, r.seq_from, r.seq_to) for n, r in enumerate(ranges)])
+    line = op_line_sql("postgresql")
+    present = ops.c.seq.is_not(None)  # the outer join's empty row is no op
+    joined = func.string_agg(line, aggregate_order_by(_sql_text(""), ops.c.seq)).filter(present)
+    digest = func.encode(
+        func.sha256(func.convert_to(func.coalesce(joined, _sql_text("")), _sql_text("UTF8"))),
+        _sql_text("hex"),
+    )
+    grids = func.array_agg(distinct(ops.c.grid_id)).filter(present)
+    statement = (
+        select(wanted.c.idx, func.count(ops.c.seq), digest, grids)
+        .select_from(
+            wanted.outerjoin(
+                ops,
+                and_(
+                    ops.c.device_id == wanted.c.device_id,
+                    ops.c.seq.between(wanted.c.seq_from, wanted.c.seq_to),
+                ),
+            )
+        )
+        .group_by(wanted.c.idx)
+    )
+    found = {}
+    for idx, count, ops_hash, grid_ids in connection.execute(statement):
+        found[ranges[idx]] = RangeDigest(count, ops_hash, set(grid_ids or ()))
+    return found
+
+
+def _merged(ranges: Iterable[OpRange]) -> list[OpRange]:
+    """Adjacent ranges of one device as one, so a statement needs fewer clauses."""
+    merged: dict[str, list[OpRange]] = {}
+    for op_range in sorted(ranges, key=lambda r: (r.device_id, r.seq_from)):
+        device_ranges = merged.setdefault(op_range.device_id, [])
+        if device_ranges and device_ranges[-1].seq_to + 1 == op_range.seq_from:
+            last = device_ranges.pop()
+            op_range = OpRange(op_range.device_id, last.seq_from, op_range.seq_to)
+        device_ranges.append(op_range)
+    return [r for device_ranges in merged.values() for r in device_ranges]
 
 
 def digest_rows(rows: Iterable[Any], ranges: Iterable[OpRange]) -> dict[OpRange, RangeDigest]:

@@ -11,22 +11,21 @@ number per device, whatever the size of the trail.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Executable, func, select
+from sqlalchemy import Connection, func, select
 
 from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes, new_ops_digest
-from server.audit.covered_ops import OpRange, digest_rows, select_lines, select_ranges, utc_text
+from server.audit.covered_ops import OpRange, digest_ranges, select_lines, utc_text
+from server.audit.driver import stream
 from server.audit.events import HEAD_ID, Action
 from server.models import AuditChainHead, AuditEvent
 from sync.store.tables import ops
 
 WINDOW_OPS = 20_000
 WINDOW_PUSHES = 256
-STREAM_BATCH = 5_000
 
 
 @dataclass(frozen=True)
@@ -240,9 +239,7 @@ class _Walk:
         pushes, self.window = self.window.pushes, _Window()
         if not pushes:
             return None
-        ranges = [push.op_range for push in pushes]
-        statement = select_ranges(self.connection.dialect.name, _merged(ranges))
-        found = digest_rows(stream(self.connection, statement), ranges)
+        found = digest_ranges(self.connection, [push.op_range for push in pushes])
         for push in pushes:
             result = found[push.op_range]
             span = push.op_range.seq_to - push.op_range.seq_from + 1
@@ -306,7 +303,7 @@ class _Walk:
             .group_by(ops.c.device_id)
             .order_by(ops.c.device_id)
         )
-        rows = self.connection.execution_options(yield_per=STREAM_BATCH).execute(statement)
+        rows = self.connection.execution_options(yield_per=5_000).execute(statement)
         try:
             for device_id, lowest, highest, count in rows:
                 covered = self.covered.get(device_id, 0)
@@ -338,33 +335,6 @@ class _Walk:
         )
 
 
-_cursor_names = itertools.count(1)
-
-
-def stream(connection: Connection, statement: Executable) -> Iterator[tuple]:
-    """Rows as plain tuples straight from the driver, in batches: the hot loop of verify.
-
-    PostgreSQL reads through a server-side cursor, so memory holds one batch whatever
-    the result's size; SQLite's cursor steps through the result lazily anyway.
-    Statements here carry only integer and text parameters, which need no conversion.
-    """
-    compiled = statement.compile(dialect=connection.dialect)
-    raw = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        with raw.cursor(name=f"fieldsync_audit_{next(_cursor_names)}") as cursor:
-            cursor.execute(str(compiled), compiled.params)
-            while batch := cursor.fetchmany(STREAM_BATCH):
-                yield from batch
-        return
-    cursor = raw.cursor()
-    try:
-        cursor.execute(str(compiled), [compiled.params[name] for name in compiled.positiontup])
-        while batch := cursor.fetchmany(STREAM_BATCH):
-            yield from batch
-    finally:
-        cursor.close()
-
-
 def _anchor_break(anchor: Anchor, found: str | None) -> Break:
     where = f" ({anchor.name})" if anchor.name else ""
     return Break(
@@ -374,15 +344,3 @@ def _anchor_break(anchor: Anchor, found: str | None) -> Break:
         found,
         f"event {anchor.event_id} does not match the anchor{where}",
     )
-
-
-def _merged(ranges: Iterable[OpRange]) -> list[OpRange]:
-    """Adjacent ranges of one device as one, so a window needs fewer clauses."""
-    merged: dict[str, list[OpRange]] = {}
-    for op_range in sorted(ranges, key=lambda r: (r.device_id, r.seq_from)):
-        device_ranges = merged.setdefault(op_range.device_id, [])
-        if device_ranges and device_ranges[-1].seq_to + 1 == op_range.seq_from:
-            last = device_ranges.pop()
-            op_range = OpRange(op_range.device_id, last.seq_from, op_range.seq_to)
-        device_ranges.append(op_range)
-    return [r for device_ranges in merged.values() for r in device_ranges]

@@ -212,3 +212,31 @@ def test_verify_from_a_date_after_the_last_event_is_ok(pushes):
     report = verify(pushes, since=dt.datetime(2999, 1, 1, tzinfo=dt.UTC))
     assert report.ok, report.broken
     assert (report.events, report.last_id) == (0, 3)
+
+
+def test_the_range_digest_is_sha256_of_the_lines_in_seq_order(pushes):
+    import hashlib
+
+    from server.audit.covered_ops import OpRange, digest_ranges, select_lines
+    from sync.store.tables import ops
+
+    ranges = [OpRange(A, 1, 4), OpRange(B, 1, 3), OpRange(A, 5, 9), OpRange(B, 50, 60)]
+    with pushes.engine.connect() as connection:
+        found = digest_ranges(connection, ranges)
+        lines = {
+            device_id: connection.execute(
+                select_lines(connection.dialect.name)
+                .where(ops.c.device_id == device_id)
+                .order_by(ops.c.seq)
+            ).all()
+            for device_id in (A, B)
+        }
+    a_first = "".join(row.line for row in lines[A][:4]).encode()
+    assert found[ranges[0]].ops_hash == hashlib.sha256(a_first).hexdigest()
+    assert found[ranges[0]].ops_hash == push_hash(pushes, 1)
+    assert (found[ranges[1]].count, found[ranges[2]].count) == (3, 5)
+    assert found[ranges[2]].grid_ids == {1, 2, 3}
+    assert (found[ranges[3]].count, found[ranges[3]].ops_hash) == (
+        0,
+        hashlib.sha256(b"").hexdigest(),
+    )
