@@ -6,6 +6,7 @@ located there; admins see everything (the rules are in `access.py`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from flask import Blueprint
@@ -35,8 +36,8 @@ class EventsQuery(PageQuery):
     user_id = fields.Integer()
     device_id = fields.String(validate=validate.Length(1, 36))
     grid_id = fields.Integer(metadata={"description": "Only events about this grid."})
-    since = fields.AwareDateTime(default_timezone=None)
-    until = fields.AwareDateTime(default_timezone=None)
+    since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
+    until = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
 
 
 class EventOut(Schema):
@@ -107,10 +108,11 @@ def list_events(query: dict):
     for name in ("action", "target_type", "target_id", "user_id", "device_id"):
         if name in query:
             statement = statement.where(getattr(AuditEvent, name) == query[name])
+    # Stored times are UTC; SQLite compares them as text, so the bounds must be UTC too.
     if "since" in query:
-        statement = statement.where(AuditEvent.occurred_at >= query["since"])
+        statement = statement.where(AuditEvent.occurred_at >= query["since"].astimezone(dt.UTC))
     if "until" in query:
-        statement = statement.where(AuditEvent.occurred_at < query["until"])
+        statement = statement.where(AuditEvent.occurred_at < query["until"].astimezone(dt.UTC))
     scope = caller_scope()
     if "grid_id" in query or not scope.everything:
         grids = select(AuditEventGrid.event_id).where(scope.grid_filter(AuditEventGrid.grid_id))

@@ -86,6 +86,9 @@ def verify_chain(
     anchors: Sequence[Anchor] = (),
 ) -> Report:
     """Verify the events (from `since`, else all), the ops they cover and the anchors."""
+    if since is not None:
+        # Stored times are UTC; SQLite compares them as text, so the bound must be UTC too.
+        since = since.astimezone(dt.UTC) if since.tzinfo else since.replace(tzinfo=dt.UTC)
     if connection.dialect.name == "postgresql":
         # One snapshot for the whole walk: appends that commit meanwhile are not seen.
         connection = connection.execution_options(isolation_level="REPEATABLE READ")

@@ -125,3 +125,21 @@ def test_a_supervisor_sees_only_events_of_grids_in_scope(client, world):
     hidden = [e for e in every if not scope & set(e["details"].get("grid_ids", []))]
     assert {e["id"] for e in hidden}.isdisjoint(e["id"] for e in seen)
     assert any(e["target_id"] == str(world.users["worker2"]) for e in hidden)
+
+
+def test_the_event_list_takes_time_bounds_in_any_zone(client, world):
+    mark = world.mark
+    with world.database.session() as session:
+        last = session.get(AuditEvent, mark + 1).occurred_at
+    moment = last if last.tzinfo else last.replace(tzinfo=dt.UTC)
+    east = dt.timezone(dt.timedelta(hours=8))
+    headers = world.headers("admin")
+    since = moment.astimezone(east).isoformat()
+    found = client.get(
+        "/api/v1/audit/events", query_string={"since": since, "after": mark}, headers=headers
+    ).get_json()
+    assert [e["id"] for e in found["items"]] == [mark + 1, mark + 2, mark + 3]
+    before = client.get(
+        "/api/v1/audit/events", query_string={"until": since, "after": mark}, headers=headers
+    ).get_json()
+    assert before["items"] == []

@@ -152,3 +152,11 @@ def test_verify_from_a_date_checks_only_the_events_since(trail):
     broken = verify(trail, since=since).broken
     assert (broken.kind, broken.event_id) == ("hash", 7)
     assert verify(trail).broken.event_id == 2
+
+
+def test_verify_from_a_time_in_another_zone_means_the_same_moment(trail):
+    moment = event_row(trail, 5)["occurred_at"]
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    east = moment.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    report = verify(trail, since=east)
+    assert (report.first_id, report.events) == (5, EVENTS - 4)
