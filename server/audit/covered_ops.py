@@ -79,49 +79,59 @@ def _sql_text(value: str) -> ColumnElement:
     return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
+def _sql_int(value: int) -> ColumnElement:
+    return literal_column(str(int(value)))
+
+
 def utc_text(column: ColumnElement, dialect: str) -> ColumnElement:
     """A stored time as `format_time` text, computed by the database."""
     if dialect == "postgresql":
         utc = func.timezone("UTC", column)
         return func.to_char(utc, _sql_text('YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-    # SQLite holds 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC.
-    text = cast(column, Text)
-    fraction = func.substr(func.substr(text, 21).concat(_sql_text("000000")), 1, 6)
-    return (
-        func.substr(text, 1, 10)
-        .concat(_sql_text("T"))
-        .concat(func.substr(text, 12, 8))
-        .concat(_sql_text("."))
-        .concat(fraction)
-        .concat(_sql_text("Z"))
-    )
+    return func.printf(_sql_text("%sT%s.%.6sZ"), *_sqlite_time_parts(column))
+
+
+def _sqlite_time_parts(column: ColumnElement) -> list[ColumnElement]:
+    # SQLite holds 'YYYY-MM-DD HH:MM:SS[.ffffff]' in UTC; a missing fraction is zeros.
+    return [
+        func.substr(column, _sql_int(1), _sql_int(10)),
+        func.substr(column, _sql_int(12), _sql_int(8)),
+        func.substr(column, _sql_int(21)).concat(_sql_text("000000")),
+    ]
 
 
 def op_line_sql(dialect: str) -> ColumnElement:
     """The SQL expression of an op's canonical line (see `chain.op_line`).
 
     One `format` call (`printf` on SQLite) with `%s` for every piece: both print
-    integers in decimal and text as is, so both backends build the same line.
+    integers in decimal and text as is, so both backends build the same line. SQLite
+    needs no casts (its values print as text already), and every cast there costs a
+    function call per op.
     """
+    postgres = dialect == "postgresql"
     pattern, arguments = [], []
     for name, kind in COVERED:
         column = ops.c[name]
         if kind == "int":
             pattern.append("%s|")
             arguments.append(column)
-        elif kind == "time":
+        elif kind == "time" and postgres:
             pattern.append("%s|")
             arguments.append(utc_text(column, dialect))
+        elif kind == "time":
+            pattern.append("%sT%s.%.6sZ|")
+            arguments += _sqlite_time_parts(column)
         elif not column.nullable:
             pattern.append("%s:%s|")
             arguments += [func.length(column), column]
         else:
-            content = cast(column, Text)
-            framed = cast(func.length(content), Text).concat(_sql_text(":")).concat(content)
+            content = cast(column, Text) if postgres else column
+            length = cast(func.length(content), Text) if postgres else func.length(content)
+            framed = length.concat(_sql_text(":")).concat(content)
             pattern.append("%s|")
             arguments.append(func.coalesce(framed, _sql_text(NULL_FIELD)))
     template = _sql_text("".join(pattern) + "\n")
-    build = func.format if dialect == "postgresql" else func.printf
+    build = func.format if postgres else func.printf
     return build(template, *arguments)
 
 
