@@ -168,8 +168,8 @@ class _Walk:
         anchors = iter(a for a in self.anchors if a.event_id >= first_id)
         anchor = next(anchors, None)
         push = str(Action.SYNC_PUSH)
-        for row in stream(self.connection, statement):
-            event_id = row[0]
+        rows = stream(self.connection, statement)
+        for event_id, at, user_id, device_id, action, kind, target, details, prev, stored in rows:
             if event_id != expected_id:
                 return self._earlier_ops_break() or Break(
                     "missing",
@@ -178,22 +178,22 @@ class _Walk:
                     None,
                     f"event {expected_id} is missing; the chain resumes at event {event_id}",
                 )
-            if row[8] != prev_hash:
+            if prev != prev_hash:
                 return self._earlier_ops_break() or Break(
                     "link",
                     event_id,
                     prev_hash,
-                    row[8],
+                    prev,
                     f"event {event_id} does not chain to event {event_id - 1}",
                 )
-            content = event_bytes(event_id, row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+            content = event_bytes(event_id, at, user_id, device_id, action, kind, target, details)
             computed = chain_hash(prev_hash, content)
-            if computed != row[9]:
+            if computed != stored:
                 return self._earlier_ops_break() or Break(
                     "hash",
                     event_id,
                     computed,
-                    row[9],
+                    stored,
                     f"event {event_id}'s content does not match its hash",
                 )
             if anchor is not None and anchor.event_id == event_id:
@@ -201,8 +201,8 @@ class _Walk:
                     return self._earlier_ops_break() or _anchor_break(anchor, computed)
                 report.anchors += 1
                 anchor = next(anchors, None)
-            if row[4] == push:
-                broken = self._add_push(event_id, row[6], row[7])
+            if action == push:
+                broken = self._add_push(event_id, target, details)
                 if broken is not None:
                     return broken
             prev_hash = computed
