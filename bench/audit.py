@@ -126,7 +126,7 @@ def fill_and_verify(backend: str, pushes: int, events: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--pushes", type=int, default=10, help="5,000-op pushes per side")
+    parser.add_argument("--pushes", type=int, default=20, help="5,000-op pushes per side")
     parser.add_argument("--events", type=int, default=50_000, help="ordinary events to verify")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     args = parser.parse_args()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     Text,
     and_,
+    bindparam,
     cast,
     column,
     distinct,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
 
 from server.audit.chain import NULL_FIELD, new_ops_digest
 from server.audit.driver import stream
@@ -86,7 +88,7 @@ def _sql_int(value: int) -> ColumnElement:
 def utc_text(column: ColumnElement, dialect: str) -> ColumnElement:
     """A stored time as `format_time` text, computed by the database."""
     if dialect == "postgresql":
-        utc = func.timezone("UTC", column)
+        utc = func.timezone(_sql_text("UTC"), column)
         return func.to_char(utc, _sql_text('YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
     return func.printf(_sql_text("%sT%s.%.6sZ"), *_sqlite_time_parts(column))
 
@@ -150,8 +152,63 @@ def select_ranges(dialect: str, ranges: Iterable[OpRange]) -> Any:
 
 
 def digest_range(connection: Connection, op_range: OpRange) -> RangeDigest:
-    """Hash the stored ops of one range, in seq order."""
-    return digest_ranges(connection, [op_range])[op_range]
+    """Hash the stored ops of one range, in seq order (the push path: one cached query)."""
+    dialect = connection.dialect.name
+    sql, names = _one_range_sql(connection.dialect)
+    values_by_name = {
+        "device_id": op_range.device_id,
+        "seq_from": op_range.seq_from,
+        "seq_to": op_range.seq_to,
+    }
+    if dialect == "postgresql":
+        result = connection.exec_driver_sql(sql, {name: values_by_name[name] for name in names})
+        count, ops_hash, grid_ids = result.one()
+        return RangeDigest(count, ops_hash, set(grid_ids or ()))
+    rows = connection.exec_driver_sql(sql, tuple(values_by_name[name] for name in names))
+    return digest_rows(rows.fetchall(), [op_range])[op_range]
+
+
+_ONE_RANGE_SQL: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def _one_range_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The SQL text of one range's digest and its parameter names, compiled once."""
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    if key not in _ONE_RANGE_SQL:
+        _ONE_RANGE_SQL[key] = _compile_one_range(dialect)
+    return _ONE_RANGE_SQL[key]
+
+
+def _compile_one_range(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    dialect_name = dialect.name
+    device, low, high = (
+        bindparam("device_id", type_=Text),
+        bindparam("seq_from", type_=BigInteger),
+        bindparam("seq_to", type_=BigInteger),
+    )
+    where = and_(ops.c.device_id == device, ops.c.seq.between(low, high))
+    if dialect_name == "postgresql":
+        joined = func.string_agg(
+            op_line_sql(dialect_name), aggregate_order_by(_sql_text(""), ops.c.seq)
+        )
+        statement = select(
+            func.count(),
+            _hex_sha256(joined),
+            func.array_agg(distinct(ops.c.grid_id)),
+        ).where(where)
+    else:
+        statement = select_lines(dialect_name).where(where).order_by(ops.c.seq)
+    compiled = statement.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or compiled.params)
+    if set(names) != {"device_id", "seq_from", "seq_to"}:
+        raise RuntimeError(f"the range digest SQL must bind only the range, not {names}")
+    return str(compiled), names
+
+
+def _hex_sha256(text: ColumnElement) -> ColumnElement:
+    """SHA-256 in hex of UTF-8 text (NULL, from no rows, hashes as empty)."""
+    as_bytes = func.convert_to(func.coalesce(text, _sql_text("")), _sql_text("UTF8"))
+    return func.encode(func.sha256(as_bytes), _sql_text("hex"))
 
 
 def digest_ranges(connection: Connection, ranges: list[OpRange]) -> dict[OpRange, RangeDigest]:
@@ -183,10 +240,7 @@ def _digest_in_postgres(
     line = op_line_sql("postgresql")
     present = ops.c.seq.is_not(None)  # the outer join's empty row is no op
     joined = func.string_agg(line, aggregate_order_by(_sql_text(""), ops.c.seq)).filter(present)
-    digest = func.encode(
-        func.sha256(func.convert_to(func.coalesce(joined, _sql_text("")), _sql_text("UTF8"))),
-        _sql_text("hex"),
-    )
+    digest = _hex_sha256(joined)
     grids = func.array_agg(distinct(ops.c.grid_id)).filter(present)
     statement = (
         select(wanted.c.idx, func.count(ops.c.seq), digest, grids)

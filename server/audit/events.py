@@ -202,12 +202,13 @@ def record_push(
     form in seq order, read back from the ops table so that it is exactly what
     verify will recompute. A push that stored nothing (all duplicates) appends nothing.
     """
-    seqs = sorted(_seq(op) for op in ops)
+    seqs = _seqs(ops)
     if not seqs:
         return None
-    if seqs[-1] - seqs[0] + 1 != len(seqs) or len(set(seqs)) != len(seqs):
+    low, high = min(seqs), max(seqs)
+    if high - low + 1 != len(seqs) or len(set(seqs)) != len(seqs):
         raise AuditError("a push's stored ops must be one unbroken run of seqs")
-    op_range = OpRange(device_id, seqs[0], seqs[-1])
+    op_range = OpRange(device_id, low, high)
     found = digest_range(session.connection(), op_range)
     if found.count != len(seqs):
         raise AuditError(
@@ -239,8 +240,12 @@ def _request_caller() -> tuple[int | None, str | None]:
     return g.get("user_id"), g.get("device_id")
 
 
-def _seq(op: Any) -> int:
-    return int(op["seq"] if isinstance(op, Mapping) else op.seq)
+def _seqs(ops: Iterable[Any]) -> list[int]:
+    """The ops' seqs; they are all mappings or all objects (one check, not one per op)."""
+    ops = list(ops)
+    if ops and isinstance(ops[0], Mapping):
+        return [int(op["seq"]) for op in ops]
+    return [int(op.seq) for op in ops]
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
