@@ -9,7 +9,7 @@ only hashes it; `record_push` reads the lines back through the same expression.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,6 @@ from sqlalchemy import (
     distinct,
     func,
     literal_column,
-    or_,
     select,
     values,
 )
@@ -34,7 +33,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 
 from server.audit.chain import NULL_FIELD, new_ops_digest
-from server.audit.driver import stream
+from server.audit.driver import BATCH
 from sync.store.tables import ops
 
 # Order and kinds are part of the canonical form: never change them.
@@ -56,7 +55,6 @@ COVERED = (
     ("detail", "text"),
     ("received_at", "time"),
 )
-_DEVICE, _SEQ, _GRID, _LINE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -142,30 +140,42 @@ def select_lines(dialect: str) -> Any:
     return select(ops.c.device_id, ops.c.seq, ops.c.grid_id, op_line_sql(dialect).label("line"))
 
 
-def select_ranges(dialect: str, ranges: Iterable[OpRange]) -> Any:
-    """One statement for the lines of several ranges, ordered by device and seq."""
-    clauses = [
-        and_(ops.c.device_id == r.device_id, ops.c.seq.between(r.seq_from, r.seq_to))
-        for r in ranges
-    ]
-    return select_lines(dialect).where(or_(*clauses)).order_by(ops.c.device_id, ops.c.seq)
-
-
 def digest_range(connection: Connection, op_range: OpRange) -> RangeDigest:
-    """Hash the stored ops of one range, in seq order (the push path: one cached query)."""
-    dialect = connection.dialect.name
+    """Hash the stored ops of one range, in seq order, with their grids (the push path)."""
+    return _digest_one(connection, op_range, with_grids=True)
+
+
+def _digest_one(connection: Connection, op_range: OpRange, *, with_grids: bool) -> RangeDigest:
+    """One range through SQL compiled once: hashed by PostgreSQL, or lines for Python."""
     sql, names = _one_range_sql(connection.dialect)
-    values_by_name = {
+    given = {
         "device_id": op_range.device_id,
         "seq_from": op_range.seq_from,
         "seq_to": op_range.seq_to,
     }
-    if dialect == "postgresql":
-        result = connection.exec_driver_sql(sql, {name: values_by_name[name] for name in names})
+    if connection.dialect.name == "postgresql":
+        result = connection.exec_driver_sql(sql, {name: given[name] for name in names})
         count, ops_hash, grid_ids = result.one()
         return RangeDigest(count, ops_hash, set(grid_ids or ()))
-    rows = connection.exec_driver_sql(sql, tuple(values_by_name[name] for name in names))
-    return digest_rows(rows.fetchall(), [op_range])[op_range]
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql, tuple(given[name] for name in names))
+        digest, count = new_ops_digest(), 0
+        while batch := cursor.fetchmany(BATCH):
+            # One join and one update per batch: the lines never pass a Python loop.
+            digest.update("".join(map(_first, batch)).encode())
+            count += len(batch)
+        grids: set[int] = set()
+        if with_grids:
+            cursor.execute(_SQLITE_GRIDS, (op_range.device_id, op_range.seq_from, op_range.seq_to))
+            grids = {grid for (grid,) in cursor.fetchall()}
+    finally:
+        cursor.close()
+    return RangeDigest(count, digest.hexdigest(), grids)
+
+
+_first = operator.itemgetter(0)
+_SQLITE_GRIDS = "SELECT DISTINCT grid_id FROM ops WHERE device_id = ? AND seq BETWEEN ? AND ?"
 
 
 _ONE_RANGE_SQL: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
@@ -197,7 +207,7 @@ def _compile_one_range(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
             func.array_agg(distinct(ops.c.grid_id)),
         ).where(where)
     else:
-        statement = select_lines(dialect_name).where(where).order_by(ops.c.seq)
+        statement = select(op_line_sql(dialect_name)).where(where).order_by(ops.c.seq)
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or compiled.params)
     if set(names) != {"device_id", "seq_from", "seq_to"}:
@@ -216,15 +226,15 @@ def digest_ranges(connection: Connection, ranges: list[OpRange]) -> dict[OpRange
 
     PostgreSQL hashes in the database: one statement joins the ranges to their ops and
     gives, per range, SHA-256 over its lines concatenated in seq order (the very bytes
-    Python would hash), the count and the grids. SQLite has no SHA-256, so its lines
-    stream to Python, all ranges in one statement.
+    Python would hash), the count and the grids. SQLite has no SHA-256: each range's
+    lines come to Python in batches (an in-process query costs next to nothing).
+    Verify needs no grids, so SQLite skips them here.
     """
     if not ranges:
         return {}
     if connection.dialect.name == "postgresql":
         return _digest_in_postgres(connection, ranges)
-    statement = select_ranges(connection.dialect.name, _merged(ranges))
-    return digest_rows(stream(connection, statement), ranges)
+    return {r: _digest_one(connection, r, with_grids=False) for r in ranges}
 
 
 def _digest_in_postgres(
@@ -259,55 +269,3 @@ def _digest_in_postgres(
     for idx, count, ops_hash, grid_ids in connection.execute(statement):
         found[ranges[idx]] = RangeDigest(count, ops_hash, set(grid_ids or ()))
     return found
-
-
-def _merged(ranges: Iterable[OpRange]) -> list[OpRange]:
-    """Adjacent ranges of one device as one, so a statement needs fewer clauses."""
-    merged: dict[str, list[OpRange]] = {}
-    for op_range in sorted(ranges, key=lambda r: (r.device_id, r.seq_from)):
-        device_ranges = merged.setdefault(op_range.device_id, [])
-        if device_ranges and device_ranges[-1].seq_to + 1 == op_range.seq_from:
-            last = device_ranges.pop()
-            op_range = OpRange(op_range.device_id, last.seq_from, op_range.seq_to)
-        device_ranges.append(op_range)
-    return [r for device_ranges in merged.values() for r in device_ranges]
-
-
-def digest_rows(rows: Iterable[Any], ranges: Iterable[OpRange]) -> dict[OpRange, RangeDigest]:
-    """Split (device, seq, grid, line) rows ordered by device and seq into the ranges.
-
-    Only the order of seqs within one device is relied on: the database's collation
-    decides how devices are ordered, and that need not agree with Python's.
-    """
-    by_device: dict[str, list[OpRange]] = {}
-    for op_range in ranges:
-        by_device.setdefault(op_range.device_id, []).append(op_range)
-    for device_ranges in by_device.values():
-        device_ranges.sort(key=lambda r: r.seq_from)
-    results = {r: RangeDigest(0, "", set()) for rs in by_device.values() for r in rs}
-    digests = {r: new_ops_digest() for r in results}
-    device_ranges: list[OpRange] = []
-    current_device: str | None = None
-    index = 0
-    owner: OpRange | None = None
-    update = None
-    found: RangeDigest | None = None
-    for row in rows:
-        device, seq = row[_DEVICE], row[_SEQ]
-        if device != current_device:
-            current_device, device_ranges, index = device, by_device.get(device, []), 0
-            owner = None
-        if owner is None or seq > owner.seq_to:
-            while index < len(device_ranges) and device_ranges[index].seq_to < seq:
-                index += 1
-            if index == len(device_ranges) or seq < device_ranges[index].seq_from:
-                owner = None
-                continue  # outside every range: not this query's business
-            owner = device_ranges[index]
-            update, found = digests[owner].update, results[owner]
-        update(row[_LINE].encode())
-        found.count += 1
-        found.grid_ids.add(row[_GRID])
-    for op_range, result in results.items():
-        result.ops_hash = digests[op_range].hexdigest()
-    return results

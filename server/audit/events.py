@@ -252,10 +252,12 @@ def _lock_head(session: Session) -> tuple[int, str]:
     """The chain head, locked until commit; created on the very first append."""
     row = _select_head(session)
     if row is None:
-        if session.scalar(select(exists().where(AuditEvent.id > 0))):
-            raise AuditError("the audit chain head is missing while events exist")
         session.execute(_insert_head_if_missing(session))
         row = _select_head(session)
+        # Checked under the lock: a head at zero with events stored means it was lost,
+        # and appending would fork the chain.
+        if row[0] == 0 and session.scalar(select(exists().where(AuditEvent.id > 0))):
+            raise AuditError("the audit chain head is missing while events exist")
     return row[0], row[1]
 
 
