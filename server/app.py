@@ -9,6 +9,7 @@ from flask import Flask, Response
 
 from server import errors, health, logs, metrics
 from server.api import blueprints
+from server.audit.tasks import BEAT_SCHEDULE as AUDIT_SCHEDULE
 from server.db import Database
 from server.settings import Settings, from_env
 from server.tasks import celery_init_app
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     logs.init_app(app)
     metrics.init_app(app)
     app.after_request(_security_headers)
-    celery_init_app(app, settings)
+    celery_app = celery_init_app(app, settings)
+    # Periodic work for `celery -A server.worker beat`.
+    celery_app.conf.beat_schedule = {**AUDIT_SCHEDULE}
 
     app.register_blueprint(health.bp)
     for blueprint in blueprints():

@@ -60,3 +60,12 @@ def test_task_travels_through_redis_to_a_worker(settings, database):
             session.commit()
         assert done.wait(timeout=20), "the worker never ran the task"
     assert seen == [("via redis", "fieldsync")]
+
+
+def test_the_daily_audit_anchor_is_scheduled_and_registered(app):
+    from server.audit.tasks import ANCHOR_TASK
+
+    celery_app = app.extensions["celery"]
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert ANCHOR_TASK in scheduled
+    assert ANCHOR_TASK in celery_app.tasks
