@@ -297,4 +297,10 @@ section{border-top:1px solid #ddd;padding:.6rem 0}small{color:#555}
 def docs_view():
     if "fieldsync.openapi" not in current_app.extensions:
         current_app.extensions["fieldsync.openapi"] = _build(current_app)
-    return render_template_string(DOCS_PAGE, spec=current_app.extensions["fieldsync.openapi"])
+    page = render_template_string(DOCS_PAGE, spec=current_app.extensions["fieldsync.openapi"])
+    response = current_app.make_response(page)
+    # The page's one inline stylesheet is ours and static; scripts stay forbidden.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+    )
+    return response

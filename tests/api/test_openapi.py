@@ -60,3 +60,7 @@ def test_the_docs_page(client):
     text = reply.get_data(as_text=True)
     assert "/api/v1/devices/register" in text
     assert "openapi.json" in text
+    policy = reply.headers["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src" not in policy
+    assert "unsafe-inline" not in client.get("/healthz").headers["Content-Security-Policy"]
