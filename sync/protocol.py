@@ -20,7 +20,7 @@ from sync.ops import MalformedOp, Op
 from sync.store import ingest, reading
 from sync.store.inbox import read_items
 from sync.store.ingest import Rules
-from sync.wire_check import plainly_valid
+from sync.wire_check import plain_fields
 
 __all__ = [
     "Caller",
@@ -125,21 +125,10 @@ def parse_ops(device_id: str, wire_ops: list[dict[str, Any]]) -> list[Op]:
     parsed: list[Op] = []
     errors: list[dict[str, str]] = []
     for index, data in enumerate(wire_ops):
-        if plainly_valid(data):
+        fields = plain_fields(data)
+        if fields is not None:
             # It holds everything `Op.from_wire` checks: build it without checking again.
-            op = Op(
-                device_id,
-                data["seq"],
-                data["record_id"],
-                data["form_id"],
-                data["form_version"],
-                data["grid_id"],
-                data["field"],
-                data["kind"],
-                data["value"],
-                int(data["hlc"], 16),
-                data["base"],
-            )
+            op = Op(device_id, *fields)
         else:
             try:
                 op = Op.from_wire(data, device_id)

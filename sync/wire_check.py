@@ -57,23 +57,53 @@ def _plain_value(value: Any) -> bool:
 
 def plainly_valid(op: Any) -> bool:
     """True only if the schema accepts this op; False means 'ask the schema'."""
+    return plain_fields(op) is not None
+
+
+def plain_fields(op: Any) -> tuple | None:
+    """The op's content in `Op` field order after the device (the HLC as an int) when
+    it is plainly valid, else None: one pass both checks the op and reads it."""
     if type(op) is not dict or op.keys() != _KEYS:
+        return None
+    seq, base, grid_id, version = op["seq"], op["base"], op["grid_id"], op["form_version"]
+    record_id, form_id, field, kind = op["record_id"], op["form_id"], op["field"], op["kind"]
+    hlc, value = op["hlc"], op["value"]
+    if (
+        type(seq) is not int
+        or type(base) is not int
+        or type(grid_id) is not int
+        or type(version) is not int
+        or not (1 <= seq <= MAX_SAFE_INT and 0 <= base <= MAX_SAFE_INT)
+        or not (1 <= grid_id <= MAX_SAFE_INT and 1 <= version <= MAX_FORM_VERSION)
+        or type(record_id) is not str
+        or type(form_id) is not str
+        or type(field) is not str
+        or type(hlc) is not str
+        or type(kind) is not str
+        or kind not in _KINDS
+        or _HLC.fullmatch(hlc) is None
+        or not _known(_uuids, _UUID, record_id)
+        or not _known(_names, _NAME, form_id)
+        or not _known(_names, _NAME, field)
+        or not _plain_value(value)
+    ):
+        return None
+    return (seq, record_id, form_id, version, grid_id, field, kind, value, int(hlc, 16), base)
+
+
+# Texts already found to match, so that the names and record ids a push repeats are
+# matched once. Bounded: cleared when full (a miss only costs the regular expression).
+_names: set[str] = set()
+_uuids: set[str] = set()
+_KNOWN_MAX = 4096
+
+
+def _known(seen: set[str], pattern: re.Pattern, text: str) -> bool:
+    if text in seen:
+        return True
+    if pattern.fullmatch(text) is None:
         return False
-    form_id, field, record_id, hlc = op["form_id"], op["field"], op["record_id"], op["hlc"]
-    return (
-        _int_in(op["seq"], 1, MAX_SAFE_INT)
-        and _int_in(op["base"], 0, MAX_SAFE_INT)
-        and _int_in(op["grid_id"], 1, MAX_SAFE_INT)
-        and _int_in(op["form_version"], 1, MAX_FORM_VERSION)
-        and type(record_id) is str
-        and _UUID.fullmatch(record_id) is not None
-        and type(form_id) is str
-        and _NAME.fullmatch(form_id) is not None
-        and type(field) is str
-        and _NAME.fullmatch(field) is not None
-        and type(hlc) is str
-        and _HLC.fullmatch(hlc) is not None
-        and type(op["kind"]) is str
-        and op["kind"] in _KINDS
-        and _plain_value(op["value"])
-    )
+    if len(seen) >= _KNOWN_MAX:
+        seen.clear()
+    seen.add(text)
+    return True

@@ -1,32 +1,38 @@
-"""Conflicts in the store: found by a join on positions and bases, confirmed by the core.
+"""Conflicts in the store: candidates read in one query, decided by the core.
 
-The join narrows each new applied `set` to the other devices' applied sets on the same
-field that it had not seen; `sync.conflicts.collide` then decides (it also compares
-the canonical values), so the store and the reference replica agree by construction.
+One query reads, per field of the batch's sets, the applied sets that can pair with
+them; `sync.conflicts.collide` decides each pair (it also compares the canonical
+values) and `sync.conflicts.resolves` which open conflicts a batch set settles, so the
+store and the reference replica agree by construction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, tuple_, update
-from sqlalchemy.sql.util import ClauseAdapter
+from sqlalchemy import Connection, select, tuple_
 
 from sync import hlc as hlc_mod
-from sync.conflicts import Conflict, collide
+from sync.conflicts import Conflict, collide, resolves
 from sync.ops import SET, Op, OpStatus, StoredOp
 from sync.store.inbox import timestamp
 from sync.store.sql import (
+    APPLIED,
     bulk_insert,
-    effective_base,
+    decode_json,
     in_ids,
-    is_applied,
-    slot_in,
+    in_param,
+    is_postgres,
+    marks,
+    pg_array,
     stored_time,
+    update_rows,
 )
 from sync.store.tables import conflicts, ops
 
+Slot = tuple[str, str]
 OPEN = "open"
 RESOLVED = "resolved"
 
@@ -54,84 +60,115 @@ def stored_op(row: Any, applied: bool = True) -> StoredOp:
 def detect(
     connection: Connection,
     applied: list[StoredOp],
-    batch: ColumnElement[bool],
     moment: dt.datetime,
     users: dict[int, int],
     *,
     may_exist: bool = False,
 ) -> tuple[list[Conflict], list[dict[str, Any]]]:
-    """Record the conflicts the batch's applied sets take part in; resolve what they settle.
+    """Record the conflicts these applied ops' sets take part in; resolve what they settle.
 
     The new conflicts, and their wire form (built from what is in hand, without reading
-    them back). `users` maps the batch's op positions to their users. `may_exist` is
-    for a release: a pair of two released ops may have been recorded already.
+    them back). `users` maps the ops' positions to their users. `may_exist` is for a
+    release: a pair of two released ops may have been recorded already.
     """
-    edits = {stored.position: stored for stored in applied if stored.op.kind == SET}
+    edits: dict[Slot, list[StoredOp]] = {}
+    for stored in applied:
+        if stored.op.kind == SET:
+            edits.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
     if not edits:
         return [], []
-    sides = {position: (stored, users.get(position, 0)) for position, stored in edits.items()}
-    found = _new_conflicts(connection, edits, batch, may_exist, sides)
-    described = _insert(connection, found, moment, sides) if found else []
-    _resolve(connection, batch, moment)
+    sides = {s.position: (s, users.get(s.position, 0)) for slot in edits.values() for s in slot}
+    rivals = _rivals(connection, edits)
+    settling = _open_conflicts(connection, edits)
+    found, seen = _pairs(edits, rivals, sides)
+    if found and may_exist:
+        found = _unrecorded(connection, found)
+    described = _insert(connection, found, moment, sides, seen) if found else []
+    _resolve(connection, edits, settling, moment)
     return found, described
 
 
-def _new_conflicts(
-    connection: Connection,
-    edits: dict[int, StoredOp],
-    batch: ColumnElement[bool],
-    may_exist: bool,
-    sides: dict[int, tuple[StoredOp, int]],
-) -> list[Conflict]:
-    mine = ops.alias("mine")
-    other = ops.alias("other")
-    query = (
-        select(mine.c.position.label("mine_position"), other)
-        .join(
-            other,
-            and_(
-                other.c.record_id == mine.c.record_id,
-                other.c.field == mine.c.field,
-                other.c.device_id != mine.c.device_id,
-                other.c.kind == SET,
-                other.c.position > effective_base(mine),
-                mine.c.position > effective_base(other),
-            ),
+# Per field of the batch's sets, the applied sets on it after the lowest effective base
+# among them: the only ones that can pair with a batch set (they must come after its
+# base) or settle a new pair (their base must reach its later side). Raw SQL built from
+# constants; the fields come as one parameter.
+_RIVAL_COLUMNS = (
+    "o.device_id, o.seq, o.record_id, o.form_id, o.form_version, o.grid_id, o.field,"
+    " o.kind, CAST(o.value AS TEXT), o.hlc, o.base, o.position, o.user_id"
+)
+_RIVALS_SQLITE = (
+    f"SELECT {_RIVAL_COLUMNS} FROM json_each(?) AS s CROSS JOIN ops o"  # noqa: S608
+    " WHERE o.record_id = json_extract(s.value, '$[0]')"
+    " AND o.field = json_extract(s.value, '$[1]')"
+    " AND o.position > json_extract(s.value, '$[2]')"
+    f" AND o.kind = 'set' AND {APPLIED.format(t='o')}"
+)
+_RIVALS_POSTGRES = (
+    f"SELECT {_RIVAL_COLUMNS}"  # noqa: S608
+    " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS s(record_id, field, base)"
+    " JOIN ops o ON o.record_id = s.record_id AND o.field = s.field AND o.position > s.base"
+    f" WHERE o.kind = 'set' AND {APPLIED.format(t='o')}"
+)
+
+
+def _rivals(
+    connection: Connection, edits: dict[Slot, list[StoredOp]]
+) -> dict[Slot, list[tuple[StoredOp, int]]]:
+    """The applied sets that may pair with or settle the batch's, by field, with users."""
+    slots = list(edits)
+    bases = [min(s.base for s in edits[slot]) for slot in slots]
+    if is_postgres(connection):
+        parameters: tuple = (
+            pg_array([r for r, _ in slots], "text"),
+            pg_array([f for _, f in slots], "text"),
+            pg_array(bases, "bigint"),
         )
-        .where(_on(batch, mine), mine.c.kind == SET, is_applied(other))
-    )
+        rows = connection.exec_driver_sql(_RIVALS_POSTGRES, parameters)
+    else:
+        listed = json.dumps([[r, f, b] for (r, f), b in zip(slots, bases, strict=True)])
+        rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed,))
+    found: dict[Slot, list[tuple[StoredOp, int]]] = {}
+    for *content, position, user_id in rows.tuples():
+        content[8] = decode_json(content[8])
+        stored = StoredOp(Op(*content), position)
+        found.setdefault((stored.op.record_id, stored.op.field), []).append((stored, user_id))
+    return found
+
+
+def _pairs(
+    edits: dict[Slot, list[StoredOp]],
+    rivals: dict[Slot, list[tuple[StoredOp, int]]],
+    sides: dict[int, tuple[StoredOp, int]],
+) -> tuple[list[Conflict], dict[Slot, int]]:
+    """The conflicts of the batch's sets (`sync.conflicts.collide` decides), in order,
+    and per field the highest effective base among its applied sets."""
     found: dict[tuple, Conflict] = {}
-    for row in connection.execute(query):
-        mine_op = edits.get(row.mine_position)
-        if mine_op is None:
-            continue
-        theirs = stored_op(row)
-        if collide(mine_op, theirs):
-            conflict = Conflict.of(mine_op, theirs)
-            found.setdefault(conflict.ident, conflict)
-            sides.setdefault(theirs.position, (theirs, row.user_id))
-    if not found:
-        return []
-    if not may_exist:
-        return sorted(found.values(), key=lambda c: (c.second_position, c.first_position))
+    seen: dict[Slot, int] = {}
+    for slot, mine in edits.items():
+        held = rivals.get(slot, ())
+        if held:
+            seen[slot] = max(theirs.base for theirs, _user in held)
+        for edit in mine:
+            for theirs, user_id in held:
+                if theirs.position != edit.position and collide(edit, theirs):
+                    conflict = Conflict.of(edit, theirs)
+                    found.setdefault(conflict.ident, conflict)
+                    sides.setdefault(theirs.position, (theirs, user_id))
+    return sorted(found.values(), key=lambda c: (c.second_position, c.first_position)), seen
+
+
+def _unrecorded(connection: Connection, found: list[Conflict]) -> list[Conflict]:
+    """Those of these pairs not recorded yet (a release may meet recorded ones)."""
     existing = set(
         connection.execute(
             select(conflicts.c.first_position, conflicts.c.second_position).where(
                 tuple_(conflicts.c.first_position, conflicts.c.second_position).in_(
-                    [(c.first_position, c.second_position) for c in found.values()]
+                    [(c.first_position, c.second_position) for c in found]
                 )
             )
         ).tuples()
     )
-    return sorted(
-        (c for c in found.values() if (c.first_position, c.second_position) not in existing),
-        key=lambda c: (c.second_position, c.first_position),
-    )
-
-
-def _on(batch: ColumnElement[bool], alias) -> ColumnElement[bool]:
-    """The batch filter, re-targeted from `ops` to an alias of it."""
-    return ClauseAdapter(alias).traverse(batch)
+    return [c for c in found if (c.first_position, c.second_position) not in existing]
 
 
 CONFLICT_COLUMNS = (
@@ -151,10 +188,9 @@ def _insert(
     found: list[Conflict],
     moment: dt.datetime,
     sides: dict[int, tuple[StoredOp, int]],
+    seen: dict[Slot, int],
 ) -> list[dict[str, Any]]:
     """Append the new conflicts in one go; their wire form, in the order of `found`."""
-    slots = sorted({(c.record_id, c.field) for c in found})
-    seen = _max_bases(connection, slots)
     stamp = stored_time(connection, moment)
     rows = []
     for conflict in found:
@@ -173,14 +209,14 @@ def _insert(
             )
         )
     bulk_insert(connection, conflicts, CONFLICT_COLUMNS, rows)
-    seconds = [c.second_position for c in found]
+    mark = marks(connection)
     ids = {
         (first, second): cid
-        for cid, first, second in connection.execute(
-            select(conflicts.c.id, conflicts.c.first_position, conflicts.c.second_position).where(
-                conflicts.c.second_position.between(min(seconds), max(seconds))
-            )
-        )
+        for cid, first, second in connection.exec_driver_sql(
+            "SELECT id, first_position, second_position FROM conflicts"  # noqa: S608
+            f" WHERE second_position BETWEEN {mark} AND {mark}",
+            (found[0].second_position, found[-1].second_position),
+        ).tuples()
     }
     created = timestamp(moment)
     described = []
@@ -219,44 +255,39 @@ def _side(stored: StoredOp, user_id: int | None, winner: bool) -> dict[str, Any]
     }
 
 
-def _max_bases(connection: Connection, slots: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Per field, the highest effective base among its applied sets."""
-    rows = connection.execute(
-        select(ops.c.record_id, ops.c.field, func.max(effective_base()))
-        .where(
-            slot_in(connection, ops.c.record_id, ops.c.field, slots),
-            ops.c.kind == SET,
-            is_applied(),
-        )
-        .group_by(ops.c.record_id, ops.c.field)
+def _open_conflicts(connection: Connection, edits: dict[Slot, list[StoredOp]]) -> list[tuple]:
+    """The open conflicts on the batch's fields, read before any new one is added."""
+    where, parameter = in_param(connection, sorted({rid for rid, _ in edits}), "text")
+    # The status is tested here, not in SQL: an index on it would tempt a planner without
+    # statistics to read every open conflict.
+    rows = connection.exec_driver_sql(
+        "SELECT id, record_id, field, first_position, second_position, status"  # noqa: S608
+        f" FROM conflicts WHERE record_id {where}",
+        (parameter,),
     )
-    return {(record_id, field): base for record_id, field, base in rows}
+    return [row[:5] for row in rows.tuples() if row[5] == OPEN and (row[1], row[2]) in edits]
 
 
-def _resolve(connection: Connection, batch: ColumnElement[bool], moment: dt.datetime) -> None:
-    """Close the open conflicts that one of the batch's sets was made having seen."""
-    edit = ops.alias("edit")
-    query = (
-        select(conflicts.c.id, func.min(edit.c.position))
-        .join(
-            edit, and_(edit.c.record_id == conflicts.c.record_id, edit.c.field == conflicts.c.field)
-        )
-        .where(
-            conflicts.c.status == OPEN,
-            _on(batch, edit),
-            edit.c.kind == SET,
-            effective_base(edit) >= conflicts.c.second_position,
-        )
-        .group_by(conflicts.c.id)
+def _resolve(
+    connection: Connection,
+    edits: dict[Slot, list[StoredOp]],
+    settling: list[tuple],
+    moment: dt.datetime,
+) -> None:
+    """Close the open conflicts that one of the batch's sets was made having seen both
+    sides of (`sync.conflicts.resolves`), naming the first such set."""
+    settled = []
+    for cid, record_id, field, first, second in settling:
+        seen_both = [s.position for s in edits[(record_id, field)] if resolves(s, first, second)]
+        if seen_both:
+            settled.append((cid, RESOLVED, min(seen_both), stored_time(connection, moment)))
+    update_rows(
+        connection,
+        "conflicts",
+        (("id", "bigint"),),
+        (("status", "text"), ("resolved_position", "bigint"), ("resolved_at", "timestamptz")),
+        settled,
     )
-    settled = [{"cid": cid, "p": position} for cid, position in connection.execute(query)]
-    if settled:
-        connection.execute(
-            update(conflicts)
-            .where(conflicts.c.id == bindparam("cid"))
-            .values(status=RESOLVED, resolved_position=bindparam("p"), resolved_at=moment),
-            settled,
-        )
 
 
 def describe(connection: Connection, conflict_ids: list[int]) -> list[dict[str, Any]]:

@@ -1,39 +1,135 @@
 """Merging a batch of applied ops into the derived tables, one statement per table.
 
 The batch is named by a filter on `ops` (a position range for a push, a list of
-positions for a release), so registers and record heads are merged inside the
-database with INSERT ... SELECT ... ON CONFLICT, the winner rule written once in
-`sql.key_greater`. Multi-selects go through `sync.merge.ChoiceSet`, loaded for the
-touched fields only, because the add-wins cover test is the core's rule.
+positions for a release), so registers are merged inside the database with
+INSERT ... SELECT ... ON CONFLICT, the winner rule written once in `sql.key_greater`.
+Record heads come from the batch in memory. Multi-selects go through
+`sync.merge.ChoiceSet`, loaded for the touched fields of records that already had
+state, because the add-wins cover test is the core's rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    bindparam,
-    case,
-    false,
-    func,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import Connection, select
 
 from sync.merge import ChoiceSet, Removals
 from sync.ops import DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
 from sync.store.positions import Counter
-from sync.store.sql import bulk_insert, key_greater, slot_in, upsert
-from sync.store.tables import field_state, ops, records, set_elements, set_removals
+from sync.store.sql import (
+    bulk_insert,
+    driver_sql,
+    encode_json,
+    in_param,
+    in_texts,
+    insert_rows,
+    is_postgres,
+    pg_array,
+    slot_in,
+    stored_time,
+    update_rows,
+    wins_over,
+)
+from sync.store.tables import field_state, records, set_elements, set_removals
 
 Slot = tuple[str, str]
+Key = tuple[int, str, int]
 DERIVED_FIELDS = (PARENT, GROUP, DELETED)
+
+RECORD_COLUMNS = (
+    ("record_id", "text"),
+    ("form_id", "text"),
+    ("form_version", "integer"),
+    ("grid_id", "bigint"),
+    ("hlc", "bigint"),
+    ("device_id", "text"),
+    ("seq", "bigint"),
+    ("deleted", "boolean"),
+    ("created_position", "bigint"),
+    ("changed_position", "bigint"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+# A record's version and grid follow its highest-keyed op; the change position only grows.
+RECORD_UPSERT = (
+    "ON CONFLICT (record_id) DO UPDATE SET "
+    + ", ".join(
+        f"{name} = CASE WHEN {wins_over('excluded', 'records')} THEN excluded.{name}"
+        f" ELSE records.{name} END"
+        for name in ("form_version", "grid_id", "hlc", "device_id", "seq")
+    )
+    + ", changed_position = CASE WHEN excluded.changed_position > records.changed_position "
+    "THEN excluded.changed_position ELSE records.changed_position END"
+    ", updated_at = excluded.updated_at"
+)
+STATE_COLUMNS = (
+    ("record_id", "text"),
+    ("field", "text"),
+    ("value", "json"),
+    ("hlc", "bigint"),
+    ("device_id", "text"),
+    ("seq", "bigint"),
+    ("op_position", "bigint"),
+    ("multi", "boolean"),
+    ("position", "bigint"),
+)
+STATE_UPSERT = "ON CONFLICT (record_id, field) DO UPDATE SET " + ", ".join(
+    f"{name} = excluded.{name}" for name, _ in STATE_COLUMNS[2:]
+)
+STATE_NAMES = ", ".join(name for name, _ in STATE_COLUMNS)
+# Registers: the batch's sets, or with two sets on one field its best one per field,
+# replace the stored winner where they win and the field is no multi-select.
+_SETS = "SELECT {picked} FROM ops WHERE {{batch}} AND kind = 'set'"
+_RANKED_SETS = (
+    "SELECT {picked} FROM (SELECT *, row_number() OVER (PARTITION BY record_id, field"
+    " ORDER BY hlc DESC, device_id DESC, seq DESC) AS rank"
+    " FROM ops WHERE {{batch}} AND kind = 'set') ranked WHERE rank = 1"
+)
+_PICKED = "record_id, field, value, hlc, device_id, seq, position, FALSE, position"
+REGISTER_MERGE = (
+    f"INSERT INTO field_state ({STATE_NAMES}) {{source}}"
+    " ON CONFLICT (record_id, field) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name, _ in STATE_COLUMNS[2:] if name != "multi")
+    + f" WHERE {wins_over('excluded', 'field_state')} AND NOT field_state.multi"
+)
+TAG_COLUMNS = ("record_id", "field", "element", "add_position", "device_id", "seq")
+REMOVAL_COLUMNS = (
+    ("record_id", "text"),
+    ("field", "text"),
+    ("element", "text"),
+    ("device_id", "text"),
+    ("max_seq", "bigint"),
+    ("max_base", "bigint"),
+)
+REMOVAL_UPSERT = (
+    "ON CONFLICT (record_id, field, element, device_id) DO UPDATE SET "
+    "max_seq = excluded.max_seq, max_base = excluded.max_base"
+)
+SLOT_KEYS = (("record_id", "text"), ("field", "text"))
+TAG_KEYS = (*SLOT_KEYS, ("element", "text"), ("add_position", "bigint"))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The applied ops being merged, as SQL finds them in `ops`: a push's position range
+    without its quarantined ops, or a release's positions."""
+
+    first: int = 0
+    last: int = 0
+    positions: tuple[int, ...] | None = None
+
+    def sql(self, connection: Connection) -> tuple[str, tuple]:
+        """A WHERE condition on `ops` with `?` markers, and its parameters."""
+        if self.positions is None:
+            return "position BETWEEN ? AND ? AND reason IS NULL", (self.first, self.last)
+        if is_postgres(connection):
+            return "position = ANY(?::bigint[])", (pg_array(self.positions, "bigint"),)
+        return "position IN (SELECT value FROM json_each(?))", (json.dumps(self.positions),)
 
 
 @dataclass(slots=True)
@@ -41,6 +137,7 @@ class Effect:
     """What a merged batch changed, for the caller to position and report."""
 
     moved: list[str] = field(default_factory=list)  # records whose grid changed
+    known: set[str] = field(default_factory=set)  # records that had state before the batch
     registers: set[Slot] = field(default_factory=set)  # registers whose winner changed
     sets: dict[Slot, int] = field(default_factory=dict)  # multi-selects touched: top position
 
@@ -48,18 +145,26 @@ class Effect:
 def merge_batch(
     connection: Connection,
     applied: list[StoredOp],
-    batch: ColumnElement[bool],
+    batch: Batch,
     moment: dt.datetime,
     *,
     report_registers: bool = False,
 ) -> Effect:
-    """Merge the applied ops selected by `batch` (they are `applied`, in memory too)."""
+    """Merge the applied ops selected by `batch` (they are `applied`, in memory too,
+    in position order)."""
     effect = Effect()
     if not applied:
         return effect
     heads = _record_heads(applied)
-    effect.moved = _moved_records(connection, heads)
-    _merge_records(connection, heads, moment)
+    before = _record_keys(connection, list(heads))
+    effect.known = set(before)
+    effect.moved = sorted(
+        rid
+        for rid, (grid_id, key) in before.items()
+        if (best := heads[rid][0].op).grid_id != grid_id
+        and (best.hlc, best.device_id, best.seq) > key
+    )
+    _merge_records(connection, heads, effect.known, moment)
     register_slots = [(s.op.record_id, s.op.field) for s in applied if s.op.kind == SET]
     if register_slots:
         # Without two ops on one field, the batch's best op per field is its only op.
@@ -67,7 +172,7 @@ def merge_batch(
         effect.registers = _merge_registers(connection, batch, report_registers, ranked)
     choice_ops = [stored for stored in applied if stored.op.kind != SET]
     if choice_ops:
-        effect.sets = _merge_choice_sets(connection, choice_ops)
+        effect.sets = _merge_choice_sets(connection, choice_ops, effect.known)
     _derive_reserved(connection, applied)
     return effect
 
@@ -78,15 +183,8 @@ def restamp(connection: Connection, slots: Iterable[Slot], counter: Counter) -> 
     if not slots:
         return 0
     first = counter.take(len(slots))
-    statement = (
-        update(field_state)
-        .where(field_state.c.record_id == bindparam("r"), field_state.c.field == bindparam("f"))
-        .values(position=bindparam("p"))
-    )
-    connection.execute(
-        statement,
-        [{"r": rid, "f": name, "p": first + i} for i, (rid, name) in enumerate(slots)],
-    )
+    rows = [(rid, name, first + i) for i, (rid, name) in enumerate(slots)]
+    update_rows(connection, "field_state", SLOT_KEYS, (("position", "bigint"),), rows)
     return len(slots)
 
 
@@ -95,186 +193,113 @@ def fields_of(connection: Connection, record_ids: Iterable[str]) -> list[Slot]:
     record_ids = sorted(set(record_ids))
     if not record_ids:
         return []
-    rows = connection.execute(
-        select(field_state.c.record_id, field_state.c.field)
-        .where(field_state.c.record_id.in_(record_ids))
-        .order_by(field_state.c.record_id, field_state.c.field)
+    where, parameter = in_param(connection, record_ids, "text")
+    statement = (
+        f"SELECT record_id, field FROM field_state WHERE record_id {where}"  # noqa: S608
+        " ORDER BY record_id, field"
     )
-    return [(row.record_id, row.field) for row in rows]
+    return [(rid, name) for rid, name in connection.exec_driver_sql(statement, (parameter,))]
 
 
-def _winner_order(*partition):
-    return func.row_number().over(
-        partition_by=partition,
-        order_by=(ops.c.hlc.desc(), ops.c.device_id.desc(), ops.c.seq.desc()),
-    )
-
-
-def _record_heads(applied: list[StoredOp]) -> dict[str, tuple[StoredOp, int, int]]:
-    """Per record, the batch's highest-keyed op, and the batch's first and last positions."""
-    heads: dict[str, tuple[StoredOp, int, int]] = {}
+def _record_heads(applied: list[StoredOp]) -> dict[str, list[Any]]:
+    """Per record: the batch's highest-keyed op, its first and its last position."""
+    heads: dict[str, list[Any]] = {}
     for stored in applied:
-        rid = stored.op.record_id
-        held = heads.get(rid)
+        op = stored.op
+        held = heads.get(op.record_id)
         if held is None:
-            heads[rid] = (stored, stored.position, stored.position)
+            heads[op.record_id] = [stored, stored.position, stored.position]
             continue
-        best, first, last = held
-        if stored.op.key > best.op.key:
-            best = stored
-        heads[rid] = (best, min(first, stored.position), max(last, stored.position))
+        best = held[0].op
+        if (op.hlc, op.device_id, op.seq) > (best.hlc, best.device_id, best.seq):
+            held[0] = stored
+        held[2] = stored.position  # `applied` is in position order
     return heads
 
 
-def _moved_records(
-    connection: Connection, heads: dict[str, tuple[StoredOp, int, int]]
-) -> list[str]:
-    """Existing records whose grid the batch's winning op changes."""
-    rows = connection.execute(
-        select(
-            records.c.record_id,
-            records.c.grid_id,
-            records.c.hlc,
-            records.c.device_id,
-            records.c.seq,
-        ).where(records.c.record_id.in_(sorted(heads)))
+def _record_keys(connection: Connection, record_ids: list[str]) -> dict[str, tuple[int, Key]]:
+    """The grid and winner key of those of these records that exist already."""
+    where, parameter = in_param(connection, record_ids, "text")
+    statement = (
+        "SELECT record_id, grid_id, hlc, device_id, seq FROM records"  # noqa: S608
+        f" WHERE record_id {where}"
     )
-    moved = []
-    for row in rows:
-        best = heads[row.record_id][0].op
-        if best.key > (row.hlc, row.device_id, row.seq) and best.grid_id != row.grid_id:
-            moved.append(row.record_id)
-    return sorted(moved)
+    rows = connection.exec_driver_sql(statement, (parameter,))
+    return {rid: (grid_id, (hlc, device_id, seq)) for rid, grid_id, hlc, device_id, seq in rows}
 
 
 def _merge_records(
-    connection: Connection, heads: dict[str, tuple[StoredOp, int, int]], moment: dt.datetime
+    connection: Connection, heads: dict[str, list[Any]], known: set[str], moment: dt.datetime
 ) -> None:
-    """Create new records and move version and grid to each record's winning op."""
-    statement = upsert(connection, records)
-    new = statement.excluded
-    wins = key_greater(
-        (new.hlc, new.device_id, new.seq), (records.c.hlc, records.c.device_id, records.c.seq)
-    )
-    taken = {
-        name: case((wins, getattr(new, name)), else_=getattr(records.c, name))
-        for name in ("form_version", "grid_id", "hlc", "device_id", "seq")
-    }
-    statement = statement.on_conflict_do_update(
-        index_elements=[records.c.record_id],
-        set_={
-            **taken,
-            "changed_position": case(
-                (new.changed_position > records.c.changed_position, new.changed_position),
-                else_=records.c.changed_position,
-            ),
-            "updated_at": new.updated_at,
-        },
-    )
-    rows = []
+    """Create new records and move version and grid to each record's winning op.
+
+    Records are only created under the counter lock, which this transaction holds, so
+    the ones not found before are new and go in by the fast path.
+    """
+    stamp = stored_time(connection, moment)
+    new_rows, old_rows = [], []
     for rid, (best, first, last) in heads.items():
         op = best.op
-        rows.append(
-            {
-                "record_id": rid,
-                "form_id": op.form_id,
-                "form_version": op.form_version,
-                "grid_id": op.grid_id,
-                "hlc": op.hlc,
-                "device_id": op.device_id,
-                "seq": op.seq,
-                "deleted": False,
-                "created_position": first,
-                "changed_position": last,
-                "created_at": moment,
-                "updated_at": moment,
-            }
+        row = (
+            rid,
+            op.form_id,
+            op.form_version,
+            op.grid_id,
+            op.hlc,
+            op.device_id,
+            op.seq,
+            False,
+            first,
+            last,
+            stamp,
+            stamp,
         )
-    connection.execute(statement, rows)
+        (old_rows if rid in known else new_rows).append(row)
+    if new_rows:
+        bulk_insert(connection, records, [name for name, _ in RECORD_COLUMNS], new_rows)
+    insert_rows(connection, "records", RECORD_COLUMNS, old_rows, RECORD_UPSERT)
 
 
-def _merge_registers(
-    connection: Connection, batch: ColumnElement[bool], report: bool, ranked_needed: bool
-) -> set[Slot]:
+def _merge_registers(connection: Connection, batch: Batch, report: bool, ranked: bool) -> set[Slot]:
     """Replace each register's winner by the batch's best op on it, where that wins."""
-    rank = _winner_order(ops.c.record_id, ops.c.field) if ranked_needed else literal(1)
-    ranked = (
-        select(
-            ops.c.record_id,
-            ops.c.field,
-            ops.c.value,
-            ops.c.hlc,
-            ops.c.device_id,
-            ops.c.seq,
-            ops.c.position,
-            rank.label("rank"),
-        )
-        .where(batch, ops.c.kind == SET)
-        .subquery()
-    )
-    source = select(
-        ranked.c.record_id,
-        ranked.c.field,
-        ranked.c.value,
-        ranked.c.hlc,
-        ranked.c.device_id,
-        ranked.c.seq,
-        ranked.c.position,
-        false(),
-        ranked.c.position,
-    ).where(ranked.c.rank == 1)
-    columns = [
-        "record_id",
-        "field",
-        "value",
-        "hlc",
-        "device_id",
-        "seq",
-        "op_position",
-        "multi",
-        "position",
-    ]
-    statement = upsert(connection, field_state).from_select(columns, source)
-    new = statement.excluded
-    current = field_state.c
-    statement = statement.on_conflict_do_update(
-        index_elements=[current.record_id, current.field],
-        set_={name: getattr(new, name) for name in columns[2:] if name != "multi"},
-        where=key_greater(
-            (new.hlc, new.device_id, new.seq), (current.hlc, current.device_id, current.seq)
-        )
-        & ~current.multi,
-    )
-    if not report:
-        connection.execute(statement)
-        return set()
-    rows = connection.execute(statement.returning(current.record_id, current.field))
-    return {(row.record_id, row.field) for row in rows}
+    source = (_RANKED_SETS if ranked else _SETS).format(picked=_PICKED)
+    where, parameters = batch.sql(connection)
+    statement = REGISTER_MERGE.format(source=source.format(batch=where))
+    if report:
+        statement += " RETURNING record_id, field"
+    rows = connection.exec_driver_sql(driver_sql(connection, statement), parameters)
+    return {(rid, name) for rid, name in rows} if report else set()
 
 
-def _merge_choice_sets(connection: Connection, choice_ops: list[StoredOp]) -> dict[Slot, int]:
+def _merge_choice_sets(
+    connection: Connection, choice_ops: list[StoredOp], known: set[str]
+) -> dict[Slot, int]:
     """Apply adds and removes through `ChoiceSet`, then write back what changed."""
-    by_slot: dict[Slot, list[StoredOp]] = defaultdict(list)
+    by_slot: dict[Slot, list[StoredOp]] = {}
     for stored in choice_ops:
-        by_slot[(stored.op.record_id, stored.op.field)].append(stored)
-    slots = list(by_slot)
-    sets, tops, removal_rows = _load_choice_sets(connection, slots)
+        by_slot.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
+    for batch_ops in by_slot.values():
+        if len(batch_ops) > 1:
+            batch_ops.sort(key=lambda entry: entry.position)
+    # Fields of records without state before the batch start empty: nothing to read.
+    sets, tops, removal_rows = _load_choice_sets(
+        connection, [slot for slot in by_slot if slot[0] in known]
+    )
 
-    new_tags: list[dict] = []
-    covered: list[dict] = []
+    new_tags: list[tuple] = []
+    covered: list[tuple] = []
     removals: dict[tuple[str, str, str, str], list[int]] = {}
-    states: list[dict] = []
+    new_states: list[tuple] = []
+    old_states: list[tuple] = []
     touched: dict[Slot, int] = {}
     for slot, batch_ops in by_slot.items():
-        choices = sets[slot]
-        before = {
-            (element, tag): position
-            for element, tags in choices.tags.items()
-            for tag, position in tags.items()
-        }
+        choices = sets.get(slot)
+        if choices is None:
+            choices = ChoiceSet()
+        before = _tag_positions(choices)
         top_before = choices.top
         last_remove: dict[str, int] = {}
-        for stored in sorted(batch_ops, key=lambda entry: entry.position):
+        for stored in batch_ops:
             choices.apply(stored)
             if stored.op.kind == REMOVE:
                 last_remove[stored.op.value] = stored.position
@@ -282,61 +307,55 @@ def _merge_choice_sets(connection: Connection, choice_ops: list[StoredOp]) -> di
                 held = removals.setdefault(key, list(removal_rows.get(key, (0, 0))))
                 held[0] = max(held[0], stored.op.seq)
                 held[1] = max(held[1], stored.base)
-        after = {
-            (element, tag): position
-            for element, tags in choices.tags.items()
-            for tag, position in tags.items()
-        }
+        after = _tag_positions(choices)
         for (element, (device_id, seq)), position in after.items() - before.items():
-            new_tags.append(
-                {
-                    "record_id": slot[0],
-                    "field": slot[1],
-                    "element": element,
-                    "add_position": position,
-                    "device_id": device_id,
-                    "seq": seq,
-                }
-            )
-        for (element, (_device, _seq)), position in before.items() - after.items():
-            covered.append(
-                {"r": slot[0], "f": slot[1], "e": element, "a": position, "p": last_remove[element]}
-            )
-        top_position = tops.get(slot, (None, 0))[1]
+            new_tags.append((*slot, element, position, device_id, seq))
+        for (element, _tag), position in before.items() - after.items():
+            covered.append((*slot, element, position, last_remove[element]))
+        top_position = tops.get(slot, 0)
         if choices.top != top_before:
             top_position = next(s.position for s in batch_ops if s.op.key == choices.top)
-        touched[slot] = max(stored.position for stored in batch_ops)
-        assert choices.top is not None
-        states.append(
-            {
-                "record_id": slot[0],
-                "field": slot[1],
-                "value": choices.value(),
-                "hlc": choices.top[0],
-                "device_id": choices.top[1],
-                "seq": choices.top[2],
-                "op_position": top_position,
-                "multi": True,
-                "position": touched[slot],
-            }
-        )
-    _write_choice_sets(connection, new_tags, covered, removals, states)
+        touched[slot] = batch_ops[-1].position
+        top = choices.top
+        assert top is not None
+        state = (*slot, choices.value(), top[0], top[1], top[2], top_position, True, touched[slot])
+        (old_states if slot in sets else new_states).append(state)
+    _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states)
     return touched
 
 
+def _tag_positions(choices: ChoiceSet) -> dict[tuple[str, tuple[str, int]], int]:
+    return {
+        (element, tag): position
+        for element, tags in choices.tags.items()
+        for tag, position in tags.items()
+    }
+
+
 def _load_choice_sets(connection: Connection, slots: list[Slot]):
-    """The live tags, removal summaries and top keys of these multi-select fields."""
+    """The live tags, removal summaries and top op positions of these multi-selects.
+
+    Every slot given gets a ChoiceSet (empty when the field had no state)."""
     sets: dict[Slot, ChoiceSet] = {slot: ChoiceSet() for slot in slots}
+    removal_rows: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+    tops: dict[Slot, int] = {}
+    if not slots:
+        return sets, tops, removal_rows
     tag_rows = connection.execute(
-        select(set_elements).where(
+        select(
+            set_elements.c.record_id,
+            set_elements.c.field,
+            set_elements.c.element,
+            set_elements.c.device_id,
+            set_elements.c.seq,
+            set_elements.c.add_position,
+        ).where(
             slot_in(connection, set_elements.c.record_id, set_elements.c.field, slots),
             set_elements.c.removed_position.is_(None),
         )
     )
-    for row in tag_rows:
-        tags = sets[(row.record_id, row.field)].tags.setdefault(row.element, {})
-        tags[(row.device_id, row.seq)] = row.add_position
-    removal_rows: dict[tuple[str, str, str, str], tuple[int, int]] = {}
+    for rid, name, element, device_id, seq, position in tag_rows:
+        sets[(rid, name)].tags.setdefault(element, {})[(device_id, seq)] = position
     for row in connection.execute(
         select(set_removals).where(
             slot_in(connection, set_removals.c.record_id, set_removals.c.field, slots)
@@ -351,8 +370,7 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
         removal.max_seq_by_device[row.device_id] = max(
             removal.max_seq_by_device.get(row.device_id, 0), row.max_seq
         )
-    tops: dict[Slot, tuple[tuple[int, str, int], int]] = {}
-    for row in connection.execute(
+    for rid, name, hlc, device_id, seq, op_position in connection.execute(
         select(
             field_state.c.record_id,
             field_state.c.field,
@@ -365,65 +383,28 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
             field_state.c.multi,
         )
     ):
-        slot = (row.record_id, row.field)
-        tops[slot] = ((row.hlc, row.device_id, row.seq), row.op_position)
-        sets[slot].top = tops[slot][0]
+        tops[(rid, name)] = op_position
+        sets[(rid, name)].top = (hlc, device_id, seq)
     return sets, tops, removal_rows
 
 
-def _write_choice_sets(connection, new_tags, covered, removals, states) -> None:
+def _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states) -> None:
     if new_tags:
-        columns = ("record_id", "field", "element", "add_position", "device_id", "seq")
-        bulk_insert(
-            connection, set_elements, columns, [tuple(t[c] for c in columns) for t in new_tags]
-        )
-    if covered:
-        connection.execute(
-            update(set_elements)
-            .where(
-                set_elements.c.record_id == bindparam("r"),
-                set_elements.c.field == bindparam("f"),
-                set_elements.c.element == bindparam("e"),
-                set_elements.c.add_position == bindparam("a"),
-            )
-            .values(removed_position=bindparam("p")),
-            covered,
-        )
-    if removals:
-        statement = upsert(connection, set_removals)
-        statement = statement.on_conflict_do_update(
-            index_elements=[
-                set_removals.c.record_id,
-                set_removals.c.field,
-                set_removals.c.element,
-                set_removals.c.device_id,
-            ],
-            set_={"max_seq": statement.excluded.max_seq, "max_base": statement.excluded.max_base},
-        )
-        connection.execute(
-            statement,
-            [
-                {
-                    "record_id": r,
-                    "field": f,
-                    "element": e,
-                    "device_id": d,
-                    "max_seq": s,
-                    "max_base": b,
-                }
-                for (r, f, e, d), (s, b) in removals.items()
-            ],
-        )
-    statement = upsert(connection, field_state)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=[field_state.c.record_id, field_state.c.field],
-        set_={
-            name: getattr(excluded, name)
-            for name in ("value", "hlc", "device_id", "seq", "op_position", "multi", "position")
-        },
+        bulk_insert(connection, set_elements, TAG_COLUMNS, new_tags)
+    update_rows(connection, "set_elements", TAG_KEYS, (("removed_position", "bigint"),), covered)
+    insert_rows(
+        connection,
+        "set_removals",
+        REMOVAL_COLUMNS,
+        [(*key, seq, base) for key, (seq, base) in removals.items()],
+        REMOVAL_UPSERT,
     )
-    connection.execute(statement, states)
+    # A field of a record that had no state is new: no conflict is possible.
+    states = [(*state[:2], encode_json(state[2]), *state[3:]) for state in new_states]
+    if states:
+        bulk_insert(connection, field_state, [name for name, _ in STATE_COLUMNS], states)
+    states = [(*state[:2], encode_json(state[2]), *state[3:]) for state in old_states]
+    insert_rows(connection, "field_state", STATE_COLUMNS, states, STATE_UPSERT)
 
 
 def _derive_reserved(connection: Connection, applied: list[StoredOp]) -> None:
@@ -433,29 +414,25 @@ def _derive_reserved(connection: Connection, applied: list[StoredOp]) -> None:
     )
     if not record_ids:
         return
-    derived: dict[str, dict] = {
-        rid: {"rid": rid, "parent": None, "group": None, "deleted": False} for rid in record_ids
-    }
+    derived: dict[str, list[Any]] = {rid: [rid, None, None, False] for rid in record_ids}
     rows = connection.execute(
         select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
-            field_state.c.record_id.in_(record_ids), field_state.c.field.in_(DERIVED_FIELDS)
+            in_texts(connection, field_state.c.record_id, record_ids),
+            field_state.c.field.in_(DERIVED_FIELDS),
         )
     )
-    for row in rows:
-        values = derived[row.record_id]
-        if row.field == PARENT and isinstance(row.value, str):
-            values["parent"] = row.value
-        elif row.field == GROUP and isinstance(row.value, str):
-            values["group"] = row.value
-        elif row.field == DELETED:
-            values["deleted"] = row.value is True
-    connection.execute(
-        update(records)
-        .where(records.c.record_id == bindparam("rid"))
-        .values(
-            parent_id=bindparam("parent"),
-            repeat_group=bindparam("group"),
-            deleted=bindparam("deleted"),
-        ),
+    for rid, name, value in rows:
+        values = derived[rid]
+        if name == PARENT and isinstance(value, str):
+            values[1] = value
+        elif name == GROUP and isinstance(value, str):
+            values[2] = value
+        elif name == DELETED:
+            values[3] = value is True
+    update_rows(
+        connection,
+        "records",
+        (("record_id", "text"),),
+        (("parent_id", "text"), ("repeat_group", "text"), ("deleted", "boolean")),
         list(derived.values()),
     )

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
-from sync.store.sql import upsert
-from sync.store.tables import sync_clock
+from sync.store.sql import driver_sql
 
-ROW_ID = 1
+ROW_ID = 1  # (the statements below spell it out)
+_LOCK = (
+    "INSERT INTO sync_clock (id, position, hlc, applied_hlc) VALUES (1, 0, 0, 0)"
+    " ON CONFLICT (id) DO UPDATE SET position = sync_clock.position"
+    " RETURNING position, hlc, applied_hlc"
+)
+_SAVE = "UPDATE sync_clock SET position = ?, hlc = ?, applied_hlc = ? WHERE id = 1"
+_READ = "SELECT position, hlc, applied_hlc FROM sync_clock WHERE id = 1"
 
 
 @dataclass(slots=True)
@@ -35,29 +41,20 @@ class Counter:
 
 def lock(connection: Connection) -> Counter:
     """Lock the counter row until the transaction ends, creating it if it is missing."""
-    statement = upsert(connection, sync_clock).values(id=ROW_ID, position=0, hlc=0, applied_hlc=0)
-    # Updating the row to itself is what takes the row lock on PostgreSQL.
-    statement = statement.on_conflict_do_update(
-        index_elements=[sync_clock.c.id], set_={"position": sync_clock.c.position}
-    ).returning(sync_clock.c.position, sync_clock.c.hlc, sync_clock.c.applied_hlc)
-    position, hlc, applied_hlc = connection.execute(statement).one()
+    # Updating the row to itself is what takes the row lock on PostgreSQL. Raw SQL: an
+    # upsert construct is compiled anew on every call, and this runs on every push.
+    position, hlc, applied_hlc = connection.exec_driver_sql(_LOCK).one()
     return Counter(position, hlc, applied_hlc)
 
 
 def save(connection: Connection, counter: Counter) -> None:
     """Store the counter's new position and HLC (the row is already locked)."""
-    connection.execute(
-        update(sync_clock)
-        .where(sync_clock.c.id == ROW_ID)
-        .values(position=counter.position, hlc=counter.hlc, applied_hlc=counter.applied_hlc)
+    connection.exec_driver_sql(
+        driver_sql(connection, _SAVE), (counter.position, counter.hlc, counter.applied_hlc)
     )
 
 
 def read(connection: Connection) -> Counter:
     """The newest committed position and HLC, without locking."""
-    row = connection.execute(
-        select(sync_clock.c.position, sync_clock.c.hlc, sync_clock.c.applied_hlc).where(
-            sync_clock.c.id == ROW_ID
-        )
-    ).one_or_none()
-    return Counter(row.position, row.hlc, row.applied_hlc) if row else Counter(0, 0)
+    row = connection.exec_driver_sql(_READ).one_or_none()
+    return Counter(*row) if row else Counter(0, 0)

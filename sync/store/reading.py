@@ -19,7 +19,7 @@ from sync.messages import Change, CursorExpired, Page
 from sync.ops import StoredOp
 from sync.store import positions
 from sync.store.conflict_rows import stored_op
-from sync.store.sql import in_ids
+from sync.store.sql import in_ids, plan_with_parameters
 from sync.store.tables import field_state, op_releases, ops, records
 
 Slot = tuple[str, str]
@@ -80,6 +80,7 @@ def pull_rows(
     wall: Callable[[], int] = hlc_mod.wall_millis,
 ) -> tuple[list[Any], int, bool, int]:
     """One pull page as rows: (rows, next cursor, more, server HLC); raises CursorExpired."""
+    plan_with_parameters(connection)
     counter = positions.read(connection)
     if cursor > counter.position:
         raise CursorExpired(cursor, counter.position)
@@ -94,6 +95,7 @@ def snapshot_rows(
     wall: Callable[[], int] = hlc_mod.wall_millis,
 ) -> tuple[list[Any], int, bool, int]:
     """One snapshot page as rows; like pull, but a cursor past the end is never refused."""
+    plan_with_parameters(connection)
     counter = positions.read(connection)
     return _page(connection, scope, min(cursor, counter.position), limit, counter, wall)
 

@@ -16,8 +16,8 @@ from sync.messages import ReleaseRefused, ReleaseResult
 from sync.reasons import NOT_RELEASABLE
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items
-from sync.store.merging import fields_of, merge_batch, restamp
-from sync.store.sql import now
+from sync.store.merging import Batch, fields_of, merge_batch, restamp
+from sync.store.sql import now, plan_with_parameters
 from sync.store.tables import op_releases, ops
 
 OpId = tuple[str, int]
@@ -30,6 +30,7 @@ def release(
     wanted = list(dict.fromkeys(op_ids))
     if not wanted:
         return ReleaseResult([], []), []
+    plan_with_parameters(connection)
     counter = positions.lock(connection)
     rows = {
         (row.device_id, row.seq): row
@@ -62,14 +63,12 @@ def release(
         ],
     )
     released = [conflict_rows.stored_op(row) for row in chosen]
-    batch = ops.c.position.in_([entry.position for entry in released])
+    batch = Batch(positions=tuple(entry.position for entry in released))
     effect = merge_batch(connection, released, batch, moment, report_registers=True)
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
     users = {row.position: row.user_id for row in chosen}
-    found, described = conflict_rows.detect(
-        connection, released, batch, moment, users, may_exist=True
-    )
+    found, described = conflict_rows.detect(connection, released, moment, users, may_exist=True)
     highest = max(entry.op.hlc for entry in released)
     counter.hlc = max(counter.hlc, highest)
     counter.applied_hlc = max(counter.applied_hlc, highest)
