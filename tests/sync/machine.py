@@ -23,7 +23,7 @@ from sync.messages import CursorExpired, Page, PushResult, ReleaseRefused, Relea
 from sync.ops import SET, Op, StoredOp
 from sync.reasons import NOT_RELEASABLE
 from tests.sync.backends import ReplicaBackend
-from tests.sync.world import RECORDS, VALID_EDITS, edits
+from tests.sync.world import RECORDS, VALID_EDITS, choices_by_definition, edits
 
 START_MS = 1_700_000_000_000
 DEVICE_IDS = [f"00000000-0000-4000-a000-00000000000{n}" for n in range(1, 6)]
@@ -188,30 +188,25 @@ class SyncMachine(RuleBasedStateMachine):
         open_ones = sorted(ident for ident, done in self.server.conflicts().items() if not done)
         if not open_ones:
             return
-        record_id, field, first, _ = open_ones[pick % len(open_ones)]
-        by_id = {s.op.op_id: s.op for s in self.server.log()}
-        grid = self.server.state(None)[(record_id, field)]  # present: a conflict applied
-        head = next(op for op in by_id.values() if op.record_id == record_id)
+        chosen = open_ones[pick % len(open_ones)]
+        record_id, field = chosen[:2]
+        form_id = dict(RECORDS)[record_id]
+        values = [v for f, k, v in VALID_EDITS[form_id] if f == field and k == SET]
         grid_id = self.record_grid(record_id)
         candidates = [
             n
             for n in range(len(self.devices))
             if self.skews[n] < 600_000 and (self.scopes[n] is None or grid_id in self.scopes[n])
         ]
-        if not candidates:
-            return
+        if not values or not candidates:
+            return  # a released op on a field no valid edit names, or nobody may edit it
         n = candidates[i % len(candidates)]
-        dev = self.devices[n]
         self.push_all(n)
         self.read_all(n, 50, snapshot=False)
-        value = next(v[0] for f, k, v in VALID_EDITS[head.form_id] if f == field and k == SET)
-        op = dev.edit(
-            record_id, head.form_id, by_id[first].form_version, grid_id, field, SET, value
-        )
-        assert grid is not None
+        op = self.devices[n].edit(record_id, form_id, 1, grid_id, field, SET, values[0][0])
         self.made[n][op.seq] = op
         self.push_all(n)
-        assert self.server.conflicts()[open_ones[pick % len(open_ones)]]
+        assert self.server.conflicts()[chosen]
 
     def record_grid(self, record_id: str) -> int:
         """The record's current grid: that of its highest-keyed applied op."""
@@ -292,6 +287,9 @@ class SyncMachine(RuleBasedStateMachine):
         assert values == {
             slot: (v.value, v.hlc, v.device_id) for slot, v in expected.fields().items()
         }
+        for (record_id, field), value in values.items():
+            if isinstance(value[0], list):  # a multi-select: add-wins, by its definition
+                assert set(value[0]) == choices_by_definition(log, record_id, field)
         spec = {c.ident: resolved for c, resolved in find_conflicts(shuffled).items()}
         assert self.server.conflicts() == spec
 

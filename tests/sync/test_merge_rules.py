@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.merge import Merged, fold
-from sync.ops import ADD, REMOVE, SET, OpStatus, StoredOp
-from tests.sync.world import RECORD_ID, op_logs, stored
+from sync.ops import ADD, REMOVE, SET, OpStatus
+from tests.sync.world import RECORD_ID, choices_by_definition, op_logs, stored
 
 
 def snapshot_of(merged: Merged) -> tuple:
@@ -15,27 +15,6 @@ def snapshot_of(merged: Merged) -> tuple:
         rid: (head.form_id, head.form_version, head.grid_id) for rid, head in merged.records.items()
     }
     return merged.fields(), heads
-
-
-def spec_choices(log: list[StoredOp], record_id: str, field: str) -> set[str]:
-    """Add-wins straight from its definition: a choice is present while an add of it is
-    not covered by any remove of it."""
-    ops = [s for s in log if s.applied and (s.op.record_id, s.op.field) == (record_id, field)]
-    adds = [s for s in ops if s.op.kind == ADD]
-    removes = [s for s in ops if s.op.kind == REMOVE]
-    present = set()
-    for add in adds:
-        covered = any(
-            rem.op.value == add.op.value
-            and (
-                add.position <= rem.base
-                or (rem.op.device_id == add.op.device_id and add.op.seq < rem.op.seq)
-            )
-            for rem in removes
-        )
-        if not covered:
-            present.add(add.op.value)
-    return present
 
 
 @given(op_logs(), st.randoms(use_true_random=False))
@@ -74,7 +53,7 @@ def test_the_winner_is_the_highest_hlc_then_device(log) -> None:
 def test_a_choice_is_present_while_one_of_its_adds_is_uncovered(log) -> None:
     merged = fold(log)
     for record_id in {s.op.record_id for s in log}:
-        expected = spec_choices(log, record_id, "tags")
+        expected = choices_by_definition(log, record_id, "tags")
         actual = merged.fields().get((record_id, "tags"))
         assert set(actual.value if actual else []) == expected
 

@@ -194,3 +194,24 @@ def op_logs(draw: st.DrawFn, max_size: int = 24) -> list[StoredOp]:
             )
         )
     return log
+
+
+def choices_by_definition(log: list[StoredOp], record_id: str, field: str) -> set[str]:
+    """Add-wins straight from its definition: a choice is present while an add of it is
+    not covered by any remove of it."""
+    ops = [s for s in log if s.applied and (s.op.record_id, s.op.field) == (record_id, field)]
+    adds = [s for s in ops if s.op.kind == ADD]
+    removes = [s for s in ops if s.op.kind == REMOVE]
+    present = set()
+    for add in adds:
+        covered = any(
+            rem.op.value == add.op.value
+            and (
+                add.position <= rem.base
+                or (rem.op.device_id == add.op.device_id and add.op.seq < rem.op.seq)
+            )
+            for rem in removes
+        )
+        if not covered:
+            present.add(add.op.value)
+    return present
