@@ -8,6 +8,7 @@ values and callables.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,20 +96,26 @@ class PullRequest:
 
 @dataclass(frozen=True, slots=True)
 class PageReply:
-    """One pull or snapshot page in wire form."""
+    """One pull or snapshot page; each change is its wire JSON text, as the store built it."""
 
-    changes: list[dict[str, Any]]
+    changes: list[str]
     cursor: int
     more: bool
     server_hlc: int
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "changes": self.changes,
+            "changes": [json.loads(change) for change in self.changes],
             "cursor": self.cursor,
             "more": self.more,
             "server_hlc": hlc_mod.to_wire(self.server_hlc),
         }
+
+    def encode(self) -> bytes:
+        """The reply body: the change texts joined, never decoded on the way."""
+        more = "true" if self.more else "false"
+        tail = f'"cursor":{self.cursor},"more":{more},"server_hlc":"{self.server_hlc:016x}"}}'
+        return ('{"changes":[' + ",".join(self.changes) + "]," + tail).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +172,14 @@ def push(
 def pull(connection: Connection, caller: Caller, request: PullRequest, rules: Rules) -> PageReply:
     """The in-scope changes after the cursor; raises CursorExpired (410: start over)."""
     rows, cursor, more, server_hlc = reading.pull_rows(
-        connection, caller.scope, request.cursor, request.limit, rules.wall
+        connection,
+        caller.scope,
+        request.cursor,
+        request.limit,
+        rules.wall,
+        fetch=reading.page_texts,
     )
-    return PageReply([reading.wire_change(row) for row in rows], cursor, more, server_hlc)
+    return PageReply([text for _position, text in rows], cursor, more, server_hlc)
 
 
 def snapshot(
@@ -175,9 +187,14 @@ def snapshot(
 ) -> PageReply:
     """A page of the whole scope's current state; continue with the reply's cursor."""
     rows, cursor, more, server_hlc = reading.snapshot_rows(
-        connection, caller.scope, request.cursor, request.limit, rules.wall
+        connection,
+        caller.scope,
+        request.cursor,
+        request.limit,
+        rules.wall,
+        fetch=reading.page_texts,
     )
-    return PageReply([reading.wire_change(row) for row in rows], cursor, more, server_hlc)
+    return PageReply([text for _position, text in rows], cursor, more, server_hlc)
 
 
 def inbox(connection: Connection, caller: Caller, after: int, limit: int) -> InboxReply:

@@ -77,7 +77,11 @@ def _schema_errors(body: Any) -> list[dict[str, str]]:
 
 
 def _reply(payload: dict[str, Any], status: int = 200) -> Response:
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return _send(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), status)
+
+
+def _send(data: bytes, status: int = 200) -> Response:
+    """A JSON body, gzipped when the device accepts gzip and the body is not tiny."""
     response = Response(data, status=status, mimetype="application/json")
     response.vary.add("Accept-Encoding")
     if len(data) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", ""):
@@ -163,7 +167,7 @@ def _page(whole: bool) -> Response:
     except CursorExpired as refusal:
         raise ApiError(ErrorCode.CURSOR_EXPIRED, str(refusal)) from None
     session.commit()
-    return _reply(reply.to_wire())
+    return _send(reply.encode())
 
 
 @bp.get("/pull")

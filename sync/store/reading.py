@@ -19,7 +19,7 @@ from sync.messages import Change, CursorExpired, Page
 from sync.ops import StoredOp
 from sync.store import positions
 from sync.store.conflict_rows import stored_op
-from sync.store.sql import in_ids, plan_with_parameters
+from sync.store.sql import in_ids, in_param, is_postgres, plan_with_parameters
 from sync.store.tables import field_state, op_releases, ops, records
 
 Slot = tuple[str, str]
@@ -57,19 +57,48 @@ def page_rows(
     return rows[:limit], len(rows) > limit
 
 
-def wire_change(row: Any) -> dict[str, Any]:
-    """A change row in wire form, built directly (the pull's hot path)."""
-    return {
-        "record_id": row[0],
-        "form_id": row[1],
-        "form_version": row[2],
-        "grid_id": row[3],
-        "field": row[4],
-        "value": row[5],
-        "hlc": f"{row[6]:016x}",
-        "device_id": row[7],
-        "position": row[8],
-    }
+# One change in wire form, built by the database: the page's JSON is then the rows'
+# texts joined, with no value decoded and encoded again on the way (docs/protocol.md,
+# Change). Strings go through the database's JSON quoting; the value is stored JSON.
+_CHANGE_SQLITE = (
+    "json_object('record_id', fs.record_id, 'form_id', r.form_id,"
+    " 'form_version', r.form_version, 'grid_id', r.grid_id, 'field', fs.field,"
+    " 'value', json(fs.value), 'hlc', printf('%016x', fs.hlc),"
+    " 'device_id', fs.device_id, 'position', fs.position)"
+)
+_CHANGE_POSTGRES = (
+    """'{"record_id":' || to_json(fs.record_id)::text"""
+    """ || ',"form_id":' || to_json(r.form_id)::text"""
+    """ || ',"form_version":' || r.form_version || ',"grid_id":' || r.grid_id"""
+    """ || ',"field":' || to_json(fs.field)::text"""
+    """ || ',"value":' || coalesce(fs.value::text, 'null')"""
+    """ || ',"hlc":"' || lpad(to_hex(fs.hlc), 16, '0')"""
+    """ || '","device_id":' || to_json(fs.device_id)::text"""
+    """ || ',"position":' || fs.position || '}'"""
+)
+
+
+def page_texts(
+    connection: Connection, scope: Collection[int] | None, cursor: int, limit: int
+) -> tuple[list[Any], bool]:
+    """Like `page_rows`, as (position, change JSON text) rows."""
+    postgres = is_postgres(connection)
+    change = _CHANGE_POSTGRES if postgres else _CHANGE_SQLITE
+    mark = "%s" if postgres else "?"
+    parameters: list[Any] = [cursor]
+    scoped = ""
+    if scope is not None:
+        where, parameter = in_param(connection, sorted(set(scope)), "bigint")
+        scoped = f" AND r.grid_id {where}"
+        parameters.append(parameter)
+    parameters.append(limit + 1)
+    statement = (
+        f"SELECT fs.position, {change} FROM field_state fs"  # noqa: S608 (constants only)
+        " JOIN records r ON r.record_id = fs.record_id"
+        f" WHERE fs.position > {mark}{scoped} ORDER BY fs.position LIMIT {mark}"
+    )
+    rows = connection.exec_driver_sql(statement, tuple(parameters)).all()
+    return rows[:limit], len(rows) > limit
 
 
 def pull_rows(
@@ -78,13 +107,18 @@ def pull_rows(
     cursor: int,
     limit: int,
     wall: Callable[[], int] = hlc_mod.wall_millis,
+    *,
+    fetch: Callable[..., tuple[list[Any], bool]] = page_rows,
 ) -> tuple[list[Any], int, bool, int]:
-    """One pull page as rows: (rows, next cursor, more, server HLC); raises CursorExpired."""
+    """One pull page as rows: (rows, next cursor, more, server HLC); raises CursorExpired.
+
+    `fetch` is `page_rows` (decoded columns) or `page_texts` (wire JSON per change).
+    """
     plan_with_parameters(connection)
     counter = positions.read(connection)
     if cursor > counter.position:
         raise CursorExpired(cursor, counter.position)
-    return _page(connection, scope, cursor, limit, counter, wall)
+    return _page(connection, scope, cursor, limit, counter, wall, fetch)
 
 
 def snapshot_rows(
@@ -93,23 +127,25 @@ def snapshot_rows(
     cursor: int,
     limit: int,
     wall: Callable[[], int] = hlc_mod.wall_millis,
+    *,
+    fetch: Callable[..., tuple[list[Any], bool]] = page_rows,
 ) -> tuple[list[Any], int, bool, int]:
     """One snapshot page as rows; like pull, but a cursor past the end is never refused."""
     plan_with_parameters(connection)
     counter = positions.read(connection)
-    return _page(connection, scope, min(cursor, counter.position), limit, counter, wall)
+    return _page(connection, scope, min(cursor, counter.position), limit, counter, wall, fetch)
 
 
-def _page(connection, scope, cursor, limit, counter, wall) -> tuple[list[Any], int, bool, int]:
-    rows, more = page_rows(connection, scope, cursor, limit)
-    if more:
-        next_cursor = rows[-1].position
-    else:
-        # The last page brings the device up to the newest position, so that later ops
-        # that changed nothing in its scope do not look unseen to its next edits. Rows
-        # committed after the counter was read may be in the page: positions commit in
-        # order, so everything below them is committed too.
-        next_cursor = max(counter.position, rows[-1].position if rows else cursor)
+def _page(
+    connection, scope, cursor, limit, counter, wall, fetch
+) -> tuple[list[Any], int, bool, int]:
+    rows, more = fetch(connection, scope, cursor, limit)
+    last = rows[-1].position if rows else cursor
+    # The last page brings the device up to the newest position, so that later ops that
+    # changed nothing in its scope do not look unseen to its next edits. Rows committed
+    # after the counter was read may be in the page: positions commit in order, so
+    # everything below them is committed too.
+    next_cursor = last if more else max(counter.position, last)
     # The server's HLC is read, not ticked: it already covers every stored winner.
     return rows, next_cursor, more, hlc_mod.Clock(wall, counter.hlc).now()
 
