@@ -21,6 +21,7 @@ from sync.ops import MalformedOp, Op
 from sync.store import ingest, reading
 from sync.store.inbox import read_items
 from sync.store.ingest import Rules
+from sync.store.seqs import content_of
 from sync.wire_check import plain_fields
 
 __all__ = [
@@ -129,27 +130,31 @@ class InboxReply:
 
 def parse_ops(device_id: str, wire_ops: list[dict[str, Any]]) -> list[Op]:
     """The request's ops as `Op` values; every problem is reported with its path."""
-    parsed: list[Op] = []
+    return [Op(device_id, *content) for content in parse_contents(device_id, wire_ops)]
+
+
+def parse_contents(device_id: str, wire_ops: list[dict[str, Any]]) -> list[tuple]:
+    """The request's ops as content tuples in `Op` field order after the device (the HLC
+    as an int); every problem is reported with its path."""
+    parsed: list[tuple] = []
     errors: list[dict[str, str]] = []
     for index, data in enumerate(wire_ops):
-        fields = plain_fields(data)
-        if fields is not None:
-            # It holds everything `Op.from_wire` checks: build it without checking again.
-            op = Op(device_id, *fields)
-        else:
+        # A plainly valid op holds everything `Op.from_wire` checks: read it in one pass.
+        content = plain_fields(data)
+        if content is None:
             try:
-                op = Op.from_wire(data, device_id)
+                content = content_of(Op.from_wire(data, device_id))
             except MalformedOp as error:
                 path = f"/ops/{index}/{error.key}".rstrip("/")
                 errors.append({"path": path, "message": str(error)})
                 continue
-        if op.hlc > ingest.MAX_STORED_HLC:
+        if content[8] > ingest.MAX_STORED_HLC:
             # 48 bits of milliseconds reach past the year 6000 with the top bit clear.
             errors.append(
                 {"path": f"/ops/{index}/hlc", "message": "the first hex digit must be 0-7"}
             )
             continue
-        parsed.append(op)
+        parsed.append(content)
     if errors:
         raise MalformedRequest(errors[:100])
     return parsed
@@ -163,9 +168,13 @@ def push(
     writable_grids: GridFilter,
 ) -> PushReply:
     """Store a push in the caller's transaction; raises SeqGap, SeqReuse, MalformedRequest."""
-    sent = parse_ops(caller.device_id, request.ops)
-    allowed = writable_grids({op.grid_id for op in sent})
-    pushed = ingest.push(connection, caller.device_id, caller.user_id, sent, allowed, rules)
+    contents = parse_contents(caller.device_id, request.ops)
+    # A retry after a lost reply is compared as it came, before any op object is built.
+    pushed = ingest.resend(connection, caller.device_id, contents, rules)
+    if pushed is None:
+        sent = [Op(caller.device_id, *content) for content in contents]
+        allowed = writable_grids({op.grid_id for op in sent})
+        pushed = ingest.push(connection, caller.device_id, caller.user_id, sent, allowed, rules)
     return PushReply(pushed.result, pushed.conflicts)
 
 

@@ -23,7 +23,6 @@ from sync.store.sql import (
     bulk_insert,
     decode_json,
     in_ids,
-    in_param,
     is_postgres,
     marks,
     pg_array,
@@ -63,13 +62,16 @@ def detect(
     moment: dt.datetime,
     users: dict[int, int],
     *,
+    span: tuple[int, int] = (0, -1),
     may_exist: bool = False,
 ) -> tuple[list[Conflict], list[dict[str, Any]]]:
     """Record the conflicts these applied ops' sets take part in; resolve what they settle.
 
     The new conflicts, and their wire form (built from what is in hand, without reading
-    them back). `users` maps the ops' positions to their users. `may_exist` is for a
-    release: a pair of two released ops may have been recorded already.
+    them back). `users` maps the ops' positions to their users; `span` is a range of
+    positions whose applied sets on these fields are all among `applied` (a push's
+    range). `may_exist` is for a release: a pair of two released ops may have been
+    recorded already.
     """
     edits: dict[Slot, list[StoredOp]] = {}
     for stored in applied:
@@ -78,7 +80,7 @@ def detect(
     if not edits:
         return [], []
     sides = {s.position: (s, users.get(s.position, 0)) for slot in edits.values() for s in slot}
-    rivals = _rivals(connection, edits)
+    rivals = _rivals(connection, edits, sides, span)
     settling = _open_conflicts(connection, edits)
     found, seen = _pairs(edits, rivals, sides)
     if found and may_exist:
@@ -100,21 +102,32 @@ _RIVALS_SQLITE = (
     f"SELECT {_RIVAL_COLUMNS} FROM json_each(?) AS s CROSS JOIN ops o"  # noqa: S608
     " WHERE o.record_id = json_extract(s.value, '$[0]')"
     " AND o.field = json_extract(s.value, '$[1]')"
-    " AND o.position > json_extract(s.value, '$[2]')"
+    " AND o.position > json_extract(s.value, '$[2]') AND o.position NOT BETWEEN ? AND ?"
     f" AND o.kind = 'set' AND {APPLIED.format(t='o')}"
 )
+# PostgreSQL: a LATERAL subquery behind OFFSET 0 looks each field up on the
+# (record_id, field, position) index; a plain join is planned as a hash join over the
+# whole table while the table has no statistics.
 _RIVALS_POSTGRES = (
     f"SELECT {_RIVAL_COLUMNS}"  # noqa: S608
     " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS s(record_id, field, base)"
-    " JOIN ops o ON o.record_id = s.record_id AND o.field = s.field AND o.position > s.base"
-    f" WHERE o.kind = 'set' AND {APPLIED.format(t='o')}"
+    " CROSS JOIN LATERAL (SELECT * FROM ops WHERE ops.record_id = s.record_id"
+    " AND ops.field = s.field AND ops.position > s.base AND ops.position NOT BETWEEN %s AND %s"
+    f" AND ops.kind = 'set' AND {APPLIED.format(t='ops')} OFFSET 0) o"
 )
 
 
 def _rivals(
-    connection: Connection, edits: dict[Slot, list[StoredOp]]
+    connection: Connection,
+    edits: dict[Slot, list[StoredOp]],
+    sides: dict[int, tuple[StoredOp, int]],
+    span: tuple[int, int],
 ) -> dict[Slot, list[tuple[StoredOp, int]]]:
-    """The applied sets that may pair with or settle the batch's, by field, with users."""
+    """The applied sets that may pair with or settle the batch's, by field, with users.
+
+    The batch's own sets come from memory (`sides`); the database skips the positions
+    in `span` (a push's own, all in hand) and any others of the batch are skipped here.
+    """
     slots = list(edits)
     bases = [min(s.base for s in edits[slot]) for slot in slots]
     if is_postgres(connection):
@@ -122,16 +135,19 @@ def _rivals(
             pg_array([r for r, _ in slots], "text"),
             pg_array([f for _, f in slots], "text"),
             pg_array(bases, "bigint"),
+            *span,
         )
         rows = connection.exec_driver_sql(_RIVALS_POSTGRES, parameters)
     else:
         listed = json.dumps([[r, f, b] for (r, f), b in zip(slots, bases, strict=True)])
-        rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed,))
-    found: dict[Slot, list[tuple[StoredOp, int]]] = {}
+        rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed, *span))
+    found = {slot: [sides[s.position] for s in mine] for slot, mine in edits.items()}
     for *content, position, user_id in rows.tuples():
+        if position in sides:
+            continue
         content[8] = decode_json(content[8])
         stored = StoredOp(Op(*content), position)
-        found.setdefault((stored.op.record_id, stored.op.field), []).append((stored, user_id))
+        found[(stored.op.record_id, stored.op.field)].append((stored, user_id))
     return found
 
 
@@ -257,14 +273,23 @@ def _side(stored: StoredOp, user_id: int | None, winner: bool) -> dict[str, Any]
 
 def _open_conflicts(connection: Connection, edits: dict[Slot, list[StoredOp]]) -> list[tuple]:
     """The open conflicts on the batch's fields, read before any new one is added."""
-    where, parameter = in_param(connection, sorted({rid for rid, _ in edits}), "text")
-    # The status is tested here, not in SQL: an index on it would tempt a planner without
-    # statistics to read every open conflict.
-    rows = connection.exec_driver_sql(
-        "SELECT id, record_id, field, first_position, second_position, status"  # noqa: S608
-        f" FROM conflicts WHERE record_id {where}",
-        (parameter,),
-    )
+    records = sorted({rid for rid, _ in edits})
+    # By record on the (record_id, field) index: the status is tested here, since an index
+    # on it would tempt a planner without statistics to read every open conflict.
+    columns = "id, record_id, field, first_position, second_position, status"
+    if is_postgres(connection):
+        rows = connection.exec_driver_sql(
+            f"SELECT c.* FROM unnest(%s::text[]) AS r(record_id) CROSS JOIN LATERAL"  # noqa: S608
+            f" (SELECT {columns} FROM conflicts WHERE conflicts.record_id = r.record_id"
+            " OFFSET 0) c",
+            (pg_array(records, "text"),),
+        )
+    else:
+        rows = connection.exec_driver_sql(
+            f"SELECT {columns} FROM conflicts"  # noqa: S608
+            " WHERE record_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(records),),
+        )
     return [row[:5] for row in rows.tuples() if row[5] == OPEN and (row[1], row[2]) in edits]
 
 

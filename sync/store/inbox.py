@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from sync.store.sql import bulk_insert, encode_json, now, stored_time
+from sync.store.sql import bulk_insert, now, stored_time
 from sync.store.tables import inbox
 
 KINDS = ("conflict", "quarantine", "review", "comment", "reminder")
+# Payloads are our own dicts: no cycle check, compact text.
+_encode_payload = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +34,14 @@ def add_items(
     """Append items in one statement; how many. Unknown kinds raise ValueError."""
     stamp = stored_time(connection, moment or now())
     rows = []
+    encoded: dict[int, str] = {}  # one payload often goes to both sides' users
     for item in items:
         if item.kind not in KINDS:
             raise ValueError(f"unknown inbox kind {item.kind!r}")
-        rows.append((item.user_id, item.kind, item.record_id, encode_json(item.payload), stamp))
+        text = encoded.get(id(item.payload))
+        if text is None:
+            text = encoded[id(item.payload)] = _encode_payload(item.payload)
+        rows.append((item.user_id, item.kind, item.record_id, text, stamp))
     if rows:
         bulk_insert(
             connection, inbox, ("user_id", "kind", "record_id", "payload", "created_at"), rows

@@ -23,7 +23,7 @@ from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items
 from sync.store.merging import Batch, fields_of, merge_batch, restamp
-from sync.store.seqs import check_all_stored, split_new
+from sync.store.seqs import Content, check_all_stored, content_of, split_new
 from sync.store.sql import (
     bulk_insert,
     driver_sql,
@@ -35,7 +35,7 @@ from sync.store.sql import (
 )
 from sync.store.tables import ops, record_forms
 
-__all__ = ["MAX_STORED_HLC", "OP_COLUMNS", "Pushed", "Rules", "acked_seq", "push"]
+__all__ = ["MAX_STORED_HLC", "OP_COLUMNS", "Pushed", "Rules", "acked_seq", "push", "resend"]
 
 MAX_STORED_HLC = (1 << 63) - 1  # a BIGINT column; the protocol refuses larger HLCs
 MAX_DETAIL = 1000
@@ -94,13 +94,10 @@ def push(
         if op.hlc > MAX_STORED_HLC:
             raise ValueError("an HLC above 2^63 - 1 cannot be stored")
     plan_with_parameters(connection)
-    acked = acked_seq(connection, device_id)
-    if sent and sent[-1].seq <= acked:
-        # A retry of ops all stored already: compare, and answer without the lock.
-        check_all_stored(connection, device_id, sent)
-        counter = positions.read(connection)
-        server_hlc = hlc_mod.Clock(rules.wall, counter.hlc).now()
-        return Pushed(PushResult(acked, 0, len(sent), [], [], server_hlc))
+    if sent and sent[-1].seq <= acked_seq(connection, device_id):
+        resent = resend(connection, device_id, [content_of(op) for op in sent], rules)
+        assert resent is not None  # all seqs are stored: nothing else can have removed one
+        return resent
 
     counter = positions.lock(connection)
     acked = acked_seq(connection, device_id)  # again, now that concurrent pushes are done
@@ -122,7 +119,10 @@ def push(
         candidates = [entry for entry in applied if entry.op.record_id in known]
         if candidates:
             users = {entry.position: user_id for entry in candidates}
-            found, described = conflict_rows.detect(connection, candidates, moment, users)
+            span = (stored[0].position, stored[-1].position)
+            found, described = conflict_rows.detect(
+                connection, candidates, moment, users, span=span
+            )
         highest = max(entry.op.hlc for entry in applied)
         counter.hlc = max(counter.hlc, highest)
         counter.applied_hlc = max(counter.applied_hlc, highest)
@@ -141,6 +141,24 @@ def push(
         stored=stored,
     )
     return Pushed(result, described)
+
+
+def resend(
+    connection: Connection, device_id: str, sent: list[Content], rules: Rules
+) -> Pushed | None:
+    """A push whose seqs are all stored (a retry after a lost reply): compared with the
+    stored ops and answered without the counter lock; None when it holds a new seq.
+
+    Raises SeqReuse. Works on op contents, so a retry never builds op objects.
+    """
+    plan_with_parameters(connection)
+    acked = acked_seq(connection, device_id)
+    if not sent or max(content[0] for content in sent) > acked:
+        return None
+    check_all_stored(connection, device_id, sent)
+    counter = positions.read(connection)
+    server_hlc = hlc_mod.Clock(rules.wall, counter.hlc).now()
+    return Pushed(PushResult(acked, 0, len(sent), [], [], server_hlc))
 
 
 def acked_seq(connection: Connection, device_id: str) -> int:

@@ -23,6 +23,7 @@ from sync.ops import DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
 from sync.store.positions import Counter
 from sync.store.sql import (
     bulk_insert,
+    by_slots,
     driver_sql,
     encode_json,
     in_param,
@@ -30,12 +31,11 @@ from sync.store.sql import (
     insert_rows,
     is_postgres,
     pg_array,
-    slot_in,
     stored_time,
     update_rows,
     wins_over,
 )
-from sync.store.tables import field_state, records, set_elements, set_removals
+from sync.store.tables import field_state, records, set_elements
 
 Slot = tuple[str, str]
 Key = tuple[int, str, int]
@@ -341,48 +341,28 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
     tops: dict[Slot, int] = {}
     if not slots:
         return sets, tops, removal_rows
-    tag_rows = connection.execute(
-        select(
-            set_elements.c.record_id,
-            set_elements.c.field,
-            set_elements.c.element,
-            set_elements.c.device_id,
-            set_elements.c.seq,
-            set_elements.c.add_position,
-        ).where(
-            slot_in(connection, set_elements.c.record_id, set_elements.c.field, slots),
-            set_elements.c.removed_position.is_(None),
-        )
+    tag_rows = by_slots(
+        connection,
+        "set_elements",
+        "record_id, field, element, device_id, seq, add_position",
+        slots,
+        "removed_position IS NULL",
     )
     for rid, name, element, device_id, seq, position in tag_rows:
         sets[(rid, name)].tags.setdefault(element, {})[(device_id, seq)] = position
-    for row in connection.execute(
-        select(set_removals).where(
-            slot_in(connection, set_removals.c.record_id, set_removals.c.field, slots)
+    removal_rows_found = by_slots(
+        connection, "set_removals", "record_id, field, element, device_id, max_seq, max_base", slots
+    )
+    for rid, name, element, device_id, max_seq, max_base in removal_rows_found:
+        removal_rows[(rid, name, element, device_id)] = (max_seq, max_base)
+        removal = sets[(rid, name)].removals.setdefault(element, Removals())
+        removal.max_base = max(removal.max_base, max_base)
+        removal.max_seq_by_device[device_id] = max(
+            removal.max_seq_by_device.get(device_id, 0), max_seq
         )
-    ):
-        removal_rows[(row.record_id, row.field, row.element, row.device_id)] = (
-            row.max_seq,
-            row.max_base,
-        )
-        removal = sets[(row.record_id, row.field)].removals.setdefault(row.element, Removals())
-        removal.max_base = max(removal.max_base, row.max_base)
-        removal.max_seq_by_device[row.device_id] = max(
-            removal.max_seq_by_device.get(row.device_id, 0), row.max_seq
-        )
-    for rid, name, hlc, device_id, seq, op_position in connection.execute(
-        select(
-            field_state.c.record_id,
-            field_state.c.field,
-            field_state.c.hlc,
-            field_state.c.device_id,
-            field_state.c.seq,
-            field_state.c.op_position,
-        ).where(
-            slot_in(connection, field_state.c.record_id, field_state.c.field, slots),
-            field_state.c.multi,
-        )
-    ):
+    top_columns = "record_id, field, hlc, device_id, seq, op_position"
+    top_rows = by_slots(connection, "field_state", top_columns, slots, "multi")
+    for rid, name, hlc, device_id, seq, op_position in top_rows:
         tops[(rid, name)] = op_position
         sets[(rid, name)].top = (hlc, device_id, seq)
     return sets, tops, removal_rows

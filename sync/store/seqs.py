@@ -30,6 +30,26 @@ CONTENT_COLUMNS = (
 )
 
 
+Content = tuple
+"""An op's content in `Op` field order after the device: (seq, record_id, form_id,
+form_version, grid_id, field, kind, value, hlc, base)."""
+
+
+def content_of(op: Op) -> Content:
+    return (
+        op.seq,
+        op.record_id,
+        op.form_id,
+        op.form_version,
+        op.grid_id,
+        op.field,
+        op.kind,
+        op.value,
+        op.hlc,
+        op.base,
+    )
+
+
 def split_new(
     connection: Connection, device_id: str, acked: int, sent: list[Op]
 ) -> tuple[list[Op], int]:
@@ -49,7 +69,7 @@ def split_new(
     duplicate = 0
     for op in sent:
         if op.seq <= acked:
-            if not matches_stored(stored[op.seq], op):
+            if not matches_stored(stored[op.seq], content_of(op)):
                 raise SeqReuse(op.seq)
             duplicate += 1
             continue
@@ -67,12 +87,12 @@ def split_new(
     return new_ops, duplicate
 
 
-def check_all_stored(connection: Connection, device_id: str, sent: list[Op]) -> None:
+def check_all_stored(connection: Connection, device_id: str, sent: list[Content]) -> None:
     """For a push of stored seqs only: raise SeqReuse unless every op is the stored one."""
-    stored = stored_contents(connection, device_id, [op.seq for op in sent])
-    for op in sent:
-        if not matches_stored(stored[op.seq], op):
-            raise SeqReuse(op.seq)
+    stored = stored_contents(connection, device_id, [content[0] for content in sent])
+    for content in sent:
+        if not matches_stored(stored[content[0]], content):
+            raise SeqReuse(content[0])
 
 
 def stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> dict[int, tuple]:
@@ -94,23 +114,15 @@ def stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> 
     return {row[0]: row for row in rows.tuples()}
 
 
-def matches_stored(stored: tuple, sent: Op) -> bool:
+def matches_stored(stored: tuple, sent: Content) -> bool:
     """`Op.content()` equality with a stored op; equal JSON text settles it at once."""
-    if (
-        stored[7] != sent.hlc
-        or stored[1] != sent.record_id
-        or stored[5] != sent.field
-        or stored[8] != sent.base
-        or stored[6] != sent.kind
-        or stored[2] != sent.form_id
-        or stored[3] != sent.form_version
-        or stored[4] != sent.grid_id
-    ):
+    # stored: seq, record_id, form_id, form_version, grid_id, field, kind, hlc, base, text
+    if stored[:7] != sent[:7] or stored[7] != sent[8] or stored[8] != sent[9]:
         return False
     text_value = stored[9]
-    if text_value == encode_json(sent.value):
+    if text_value == encode_json(sent[7]):
         return True
-    return canonical_json(json.loads(text_value)) == canonical_json(sent.value)
+    return canonical_json(json.loads(text_value)) == canonical_json(sent[7])
 
 
 def same_content(stored: Op, sent: Op) -> bool:

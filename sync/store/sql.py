@@ -17,11 +17,8 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    column,
     func,
     select,
-    text,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import literal_column
@@ -292,14 +289,35 @@ def stored_time(connection: Connection, moment: dt.datetime) -> Any:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def slot_in(connection: Connection, record_column, field_column, slots: Sequence[tuple[str, str]]):
-    """`(record_id, field) IN slots`; on PostgreSQL as two arrays, which plans far better
-    than a long list of row values."""
-    if not is_postgres(connection):
-        return tuple_(record_column, field_column).in_(list(slots))
-    pairs = (
-        text("SELECT * FROM unnest(CAST(:slot_r AS text[]), CAST(:slot_f AS text[]))")
-        .bindparams(slot_r=[r for r, _ in slots], slot_f=[f for _, f in slots])
-        .columns(column("r"), column("f"))
+def by_slots(
+    connection: Connection,
+    table: str,
+    columns: str,
+    slots: Sequence[tuple[str, str]],
+    condition: str = "TRUE",
+) -> Any:
+    """Rows of `table` on these (record_id, field) slots, each looked up on the table's
+    (record_id, field) index; `columns` and `condition` may name the table's columns
+    unqualified. Raw SQL from our own constants; the slots are one parameter.
+
+    SQLite is told to start from the slots by CROSS JOIN; PostgreSQL by a LATERAL
+    subquery behind OFFSET 0 (a row-value IN list or a plain join is planned as a scan
+    of the whole table while it has no statistics).
+    """
+    if is_postgres(connection):
+        statement = (
+            f"SELECT t.* FROM unnest(%s::text[], %s::text[]) AS s(r, f) CROSS JOIN LATERAL"  # noqa: S608
+            f" (SELECT {columns} FROM {table} WHERE record_id = s.r AND field = s.f"
+            f" AND {condition} OFFSET 0) t"
+        )
+        parameters: tuple = (
+            pg_array([r for r, _ in slots], "text"),
+            pg_array([f for _, f in slots], "text"),
+        )
+        return connection.exec_driver_sql(statement, parameters)
+    statement = (
+        f"SELECT {columns} FROM json_each(?) AS s CROSS JOIN {table}"  # noqa: S608
+        f" WHERE record_id = json_extract(s.value, '$[0]')"
+        f" AND field = json_extract(s.value, '$[1]') AND {condition}"
     )
-    return tuple_(record_column, field_column).in_(pairs)
+    return connection.exec_driver_sql(statement, (json.dumps([list(slot) for slot in slots]),))
