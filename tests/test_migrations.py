@@ -36,3 +36,7 @@ def test_upgrade_from_empty_is_repeatable(backend, tmp_path, request):
     assert current_revisions(database.engine) == head_revisions()
     assert schema_differences(database.engine) == []
     database.dispose()
+
+
+def test_the_migrations_have_one_head():
+    assert len(head_revisions()) == 1
