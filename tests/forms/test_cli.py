@@ -48,7 +48,8 @@ def test_import_publish_export_list_retire(database, tmp_path):
     retired = run(["forms", "retire", "hazard_check", "1"], database, tmp_path)
     assert "retired hazard_check v1" in retired.output
     twice = run(["forms", "retire", "hazard_check", "1"], database, tmp_path)
-    assert twice.exit_code == 2 and "not published" in twice.output
+    assert twice.exit_code == 2
+    assert "not published" in twice.output
 
 
 @pytest.mark.parametrize(
