@@ -56,19 +56,30 @@ class FormRules:
         """The form's published (or retired) version numbers; None when there is none."""
         if form_id not in self._versions:
             found = frozenset(
-                self.session.scalars(
+                self.session.connection()
+                .execute(
                     select(StoredFormVersion.version).where(
                         StoredFormVersion.form_id == form_id,
                         StoredFormVersion.status.in_([str(status) for status in LIVE]),
                     )
                 )
+                .scalars()
             )
             self._versions[form_id] = found or None
         return self._versions[form_id]
 
+    def prepare(self, keys: Collection[tuple[str, int]]) -> None:
+        """Read everything these (form, version) pairs need before the store checks ops:
+        it streams the ops into COPY meanwhile, when no query can run."""
+        for form_id, number in keys:
+            versions = self.lookup_form(form_id)
+            if versions and number in versions and (form_id, number) not in self._known:
+                self._load(form_id, number)
+
     def check_field(self, op: Op) -> Verdict | None:
         """The forms validator's verdict on one op of a known form version."""
-        version = self._known.get((op.form_id, op.form_version)) or self._load(op)
+        key = (op.form_id, op.form_version)
+        version = self._known.get(key) or self._load(*key)
         if version is None:
             return Verdict(Reason.UNKNOWN_FORM_VERSION, f"no version {op.form_version}")
         rejection = check_op(version, op.field, op.kind, op.value)
@@ -76,17 +87,17 @@ class FormRules:
             return None
         return Verdict(Reason(rejection.reason), rejection.detail)
 
-    def _load(self, op: Op) -> FormVersion | None:
+    def _load(self, form_id: str, number: int) -> FormVersion | None:
         definition = self.session.scalar(
             select(StoredFormVersion.definition).where(
-                StoredFormVersion.form_id == op.form_id,
-                StoredFormVersion.version == op.form_version,
+                StoredFormVersion.form_id == form_id,
+                StoredFormVersion.version == number,
                 StoredFormVersion.status.in_([str(status) for status in LIVE]),
             )
         )
         version = from_dict(definition) if definition is not None else None
         if version is not None:
-            self._known[(op.form_id, op.form_version)] = version
+            self._known[(form_id, number)] = version
         return version
 
 
@@ -101,7 +112,11 @@ def rules_for(
     """The store's view of forms and clock for one transaction."""
     forms = FormRules(session, known or {})
     return Rules(
-        forms.lookup_form, forms.check_field, hlc_mod.wall_millis, settings.max_clock_skew_ms
+        forms.lookup_form,
+        forms.check_field,
+        hlc_mod.wall_millis,
+        settings.max_clock_skew_ms,
+        forms.prepare,
     )
 
 
@@ -122,14 +137,23 @@ def writable_grids(session: Session, caller: Caller):
     return allowed
 
 
-def push(session: Session, device: Device, body: dict[str, Any], rules: Rules) -> PushReply:
-    """Store one push from a device, with its audit event; the caller commits."""
+def push(
+    session: Session,
+    device: Device,
+    body: dict[str, Any],
+    rules: Rules,
+    plain: list[tuple | None] | None = None,
+) -> PushReply:
+    """Store one push from a device, with its audit event; the caller commits.
+
+    `plain` are the ops' `sync.wire_check.plain_fields` if the caller has them.
+    """
     started = time.perf_counter()
     caller = caller_for(session, device)
     reply = protocol.push(
         session.connection(),
         caller,
-        PushRequest(body["ops"]),
+        PushRequest(body["ops"], plain),
         rules,
         writable_grids(session, caller),
     )

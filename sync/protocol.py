@@ -63,9 +63,11 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class PushRequest:
-    """A push body's ops, already checked against push_request.json."""
+    """A push body's ops, already checked against push_request.json; `plain` holds each
+    op's `wire_check.plain_fields` when the caller computed them on the way."""
 
     ops: list[dict[str, Any]]
+    plain: list[tuple | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +135,17 @@ def parse_ops(device_id: str, wire_ops: list[dict[str, Any]]) -> list[Op]:
     return [Op(device_id, *content) for content in parse_contents(device_id, wire_ops)]
 
 
-def parse_contents(device_id: str, wire_ops: list[dict[str, Any]]) -> list[tuple]:
+def parse_contents(
+    device_id: str, wire_ops: list[dict[str, Any]], plain: list[tuple | None] | None = None
+) -> list[tuple]:
     """The request's ops as content tuples in `Op` field order after the device (the HLC
-    as an int); every problem is reported with its path."""
+    as an int); every problem is reported with its path. `plain` are the ops'
+    `plain_fields` if already computed."""
     parsed: list[tuple] = []
     errors: list[dict[str, str]] = []
     for index, data in enumerate(wire_ops):
         # A plainly valid op holds everything `Op.from_wire` checks: read it in one pass.
-        content = plain_fields(data)
+        content = plain_fields(data) if plain is None else plain[index]
         if content is None:
             try:
                 content = content_of(Op.from_wire(data, device_id))
@@ -168,7 +173,7 @@ def push(
     writable_grids: GridFilter,
 ) -> PushReply:
     """Store a push in the caller's transaction; raises SeqGap, SeqReuse, MalformedRequest."""
-    contents = parse_contents(caller.device_id, request.ops)
+    contents = parse_contents(caller.device_id, request.ops, request.plain)
     # A retry after a lost reply is compared as it came, before any op object is built.
     pushed = ingest.resend(connection, caller.device_id, contents, rules)
     if pushed is None:

@@ -26,6 +26,7 @@ from sync.store.sql import (
     is_postgres,
     marks,
     pg_array,
+    sqlite_value,
     stored_time,
     update_rows,
 )
@@ -96,10 +97,11 @@ def detect(
 # constants; the fields come as one parameter.
 _RIVAL_COLUMNS = (
     "o.device_id, o.seq, o.record_id, o.form_id, o.form_version, o.grid_id, o.field,"
-    " o.kind, CAST(o.value AS TEXT), o.hlc, o.base, o.position, o.user_id"
+    " o.kind, {value}, o.hlc, o.base, o.position, o.user_id"
 )
 _RIVALS_SQLITE = (
-    f"SELECT {_RIVAL_COLUMNS} FROM json_each(?) AS s CROSS JOIN ops o"  # noqa: S608
+    f"SELECT {_RIVAL_COLUMNS.format(value='o.value')}"  # noqa: S608
+    " FROM json_each(?) AS s CROSS JOIN ops o"
     " WHERE o.record_id = json_extract(s.value, '$[0]')"
     " AND o.field = json_extract(s.value, '$[1]')"
     " AND o.position > json_extract(s.value, '$[2]') AND o.position NOT BETWEEN ? AND ?"
@@ -109,7 +111,7 @@ _RIVALS_SQLITE = (
 # (record_id, field, position) index; a plain join is planned as a hash join over the
 # whole table while the table has no statistics.
 _RIVALS_POSTGRES = (
-    f"SELECT {_RIVAL_COLUMNS}"  # noqa: S608
+    f"SELECT {_RIVAL_COLUMNS.format(value='o.value::text')}"  # noqa: S608
     " FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS s(record_id, field, base)"
     " CROSS JOIN LATERAL (SELECT * FROM ops WHERE ops.record_id = s.record_id"
     " AND ops.field = s.field AND ops.position > s.base AND ops.position NOT BETWEEN %s AND %s"
@@ -141,11 +143,12 @@ def _rivals(
     else:
         listed = json.dumps([[r, f, b] for (r, f), b in zip(slots, bases, strict=True)])
         rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed, *span))
+    decode = decode_json if is_postgres(connection) else sqlite_value
     found = {slot: [sides[s.position] for s in mine] for slot, mine in edits.items()}
     for *content, position, user_id in rows.tuples():
         if position in sides:
             continue
-        content[8] = decode_json(content[8])
+        content[8] = decode(content[8])
         stored = StoredOp(Op(*content), position)
         found[(stored.op.record_id, stored.op.field)].append((stored, user_id))
     return found

@@ -9,7 +9,7 @@ a handful of set statements. The caller owns the transaction: one push, one comm
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -62,12 +62,18 @@ _by_seq = attrgetter("seq")
 
 @dataclass(frozen=True)
 class Rules:
-    """What the store needs to know about the world: forms, validation, the clock."""
+    """What the store needs to know about the world: forms, validation, the clock.
+
+    `prepare`, when given, is called with a push's (form_id, form_version) pairs before
+    its ops are checked; `lookup_form` and `check_field` must not use the database after
+    it (or at all, without it): the store checks ops while streaming them into COPY.
+    """
 
     lookup_form: FormLookup
     check_field: FieldCheck
     wall: Callable[[], int] = hlc_mod.wall_millis
     max_skew_ms: int = 600_000
+    prepare: Callable[[Collection[tuple[str, int]]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,18 +185,16 @@ def _store_new(
     """Give the new ops their positions and verdicts, and append them in one go.
 
     The stored ops, the applied ones among them, and the quarantined ones as reported.
+    Verdicts are taken as the rows stream into COPY, so that PostgreSQL stores the
+    first rows while the later ones are checked; every lookup is done before.
     """
     if not new_ops:
         return [], [], []
-    forms_known: dict[str, Any] = {}
-
-    def lookup_form(form_id: str) -> Any:
-        if form_id not in forms_known:
-            forms_known[form_id] = rules.lookup_form(form_id)
-        return forms_known[form_id]
-
+    if rules.prepare is not None:
+        rules.prepare({(op.form_id, op.form_version) for op in new_ops})
+    forms_known = {form: rules.lookup_form(form) for form in {op.form_id for op in new_ops}}
     gate = Gate(
-        lookup_form,
+        forms_known.__getitem__,
         rules.check_field,
         scope,
         server_millis(rules.wall(), counter.applied_hlc),
@@ -198,30 +202,29 @@ def _store_new(
     )
     record_form = _record_forms(connection, {op.record_id for op in new_ops})
     new_forms: dict[str, str] = {}
-    position = counter.take(len(new_ops)) - 1
+    first = counter.take(len(new_ops))
     received = stored_time(connection, moment)
     stored: list[StoredOp] = []
     applied: list[StoredOp] = []
     quarantined: list[QuarantinedOp] = []
-    rows = []
-    for op in new_ops:
-        position += 1
-        rid = op.record_id
-        form = record_form.get(rid)
-        verdict = quarantine_reason(op, gate, form)
-        if form is None and lookup_form(op.form_id) is not None:
-            record_form[rid] = new_forms[rid] = op.form_id
-        if verdict is None:
-            entry = StoredOp(op, position)
-            applied.append(entry)
-            reason = detail = None
-        else:
-            reason, detail = str(verdict.reason), verdict.detail[:MAX_DETAIL]
-            entry = StoredOp(op, position, OpStatus.QUARANTINED, reason, detail)
-            quarantined.append(QuarantinedOp(op.seq, rid, op.field, reason, detail))
-        stored.append(entry)
-        rows.append(
-            (
+
+    def rows() -> Iterator[tuple]:
+        for position, op in enumerate(new_ops, start=first):
+            rid = op.record_id
+            form = record_form.get(rid)
+            verdict = quarantine_reason(op, gate, form)
+            if form is None and forms_known[op.form_id] is not None:
+                record_form[rid] = new_forms[rid] = op.form_id
+            if verdict is None:
+                entry = StoredOp(op, position)
+                applied.append(entry)
+                reason = detail = None
+            else:
+                reason, detail = str(verdict.reason), verdict.detail[:MAX_DETAIL]
+                entry = StoredOp(op, position, OpStatus.QUARANTINED, reason, detail)
+                quarantined.append(QuarantinedOp(op.seq, rid, op.field, reason, detail))
+            stored.append(entry)
+            yield (
                 position,
                 op.device_id,
                 op.seq,
@@ -239,8 +242,10 @@ def _store_new(
                 detail,
                 received,
             )
-        )
-    bulk_insert(connection, ops, OP_COLUMNS, rows)
+
+    bulk_insert(connection, ops, OP_COLUMNS, rows())
+    if len(stored) != len(new_ops):
+        raise RuntimeError("the ops were not all stored")
     if new_forms:
         bulk_insert(connection, record_forms, ("record_id", "form_id"), list(new_forms.items()))
     return stored, applied, quarantined

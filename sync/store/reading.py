@@ -8,8 +8,9 @@ Pages are read without the counter lock: positions commit in order (see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, select
 
@@ -78,12 +79,22 @@ _CHANGE_POSTGRES = (
 )
 
 
+class TextRow(NamedTuple):
+    """A change's position and its wire JSON text."""
+
+    position: int
+    text: str
+
+
 def page_texts(
     connection: Connection, scope: Collection[int] | None, cursor: int, limit: int
-) -> tuple[list[Any], bool]:
+) -> tuple[list[TextRow], bool]:
     """Like `page_rows`, as (position, change JSON text) rows."""
     postgres = is_postgres(connection)
+    # SQLite prints a REAL with 15 significant digits: such values (a stored number that
+    # is not an integer) are read as well, and their changes rebuilt exactly below.
     change = _CHANGE_POSTGRES if postgres else _CHANGE_SQLITE
+    real = "NULL" if postgres else "CASE WHEN typeof(fs.value) = 'real' THEN fs.value END"
     mark = "%s" if postgres else "?"
     parameters: list[Any] = [cursor]
     scoped = ""
@@ -93,12 +104,21 @@ def page_texts(
         parameters.append(parameter)
     parameters.append(limit + 1)
     statement = (
-        f"SELECT fs.position, {change} FROM field_state fs"  # noqa: S608 (constants only)
+        f"SELECT fs.position, {change}, {real} FROM field_state fs"  # noqa: S608 (constants)
         " JOIN records r ON r.record_id = fs.record_id"
         f" WHERE fs.position > {mark}{scoped} ORDER BY fs.position LIMIT {mark}"
     )
-    rows = connection.exec_driver_sql(statement, tuple(parameters)).all()
+    rows = [
+        TextRow(position, text if number is None else _with_value(text, number))
+        for position, text, number in connection.exec_driver_sql(statement, tuple(parameters))
+    ]
     return rows[:limit], len(rows) > limit
+
+
+def _with_value(text: str, value: Any) -> str:
+    change = json.loads(text)
+    change["value"] = value
+    return json.dumps(change, ensure_ascii=False, separators=(",", ":"))
 
 
 def pull_rows(

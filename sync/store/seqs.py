@@ -96,7 +96,8 @@ def check_all_stored(connection: Connection, device_id: str, sent: list[Content]
 
 
 def stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> dict[int, tuple]:
-    """The stored content of these seqs as driver tuples, the value as its JSON text."""
+    """The stored content of these seqs as driver tuples, the value as its JSON text
+    (SQLite: a number as such, see `sql.sqlite_value`)."""
     if not seqs:
         return {}
     names = ", ".join(CONTENT_COLUMNS)
@@ -107,7 +108,7 @@ def stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> 
         )
     else:
         statement = (
-            f"SELECT {names}, CAST(value AS TEXT) FROM ops "  # noqa: S608 (our own column names)
+            f"SELECT {names}, value FROM ops "  # noqa: S608 (our own column names)
             "WHERE device_id = ? AND seq BETWEEN ? AND ?"
         )
     rows = connection.exec_driver_sql(statement, (device_id, min(seqs), max(seqs)))
@@ -119,10 +120,16 @@ def matches_stored(stored: tuple, sent: Content) -> bool:
     # stored: seq, record_id, form_id, form_version, grid_id, field, kind, hlc, base, text
     if stored[:7] != sent[:7] or stored[7] != sent[8] or stored[8] != sent[9]:
         return False
-    text_value = stored[9]
-    if text_value == encode_json(sent[7]):
+    stored_value = stored[9]
+    if type(stored_value) is not str:
+        # SQLite kept a number as such (`sql.sqlite_value`), and one written as 2.0
+        # comes back as 2: an equal number is the same value.
+        sent_value = sent[7]
+        kind = type(sent_value)
+        return (kind is int or kind is float) and stored_value == sent_value
+    if stored_value == encode_json(sent[7]):
         return True
-    return canonical_json(json.loads(text_value)) == canonical_json(sent[7])
+    return canonical_json(json.loads(stored_value)) == canonical_json(sent[7])
 
 
 def same_content(stored: Op, sent: Op) -> bool:

@@ -70,7 +70,7 @@ def encode_json(value: Any) -> str:
 
 
 def decode_json(text: str | None) -> Any:
-    """A value from its stored JSON text (as `CAST(value AS TEXT)` reads it).
+    """A value from its stored JSON text.
 
     A string without escapes is its own text between the quotes: that everyday case
     skips the decoder.
@@ -80,6 +80,16 @@ def decode_json(text: str | None) -> Any:
     if text[:1] == '"' and "\\" not in text:
         return text[1:-1]
     return json.loads(text)
+
+
+def sqlite_value(raw: Any) -> Any:
+    """A JSON column's value as SQLite hands it back when read without conversion.
+
+    The column's numeric affinity stores a number's JSON text as an INTEGER or REAL
+    (exactly: a REAL is the double itself); everything else stays JSON text. Reading
+    the value as text instead would print a REAL with 15 significant digits.
+    """
+    return decode_json(raw) if type(raw) is str else raw
 
 
 def effective_base(table=ops) -> ColumnElement[int]:
@@ -173,7 +183,7 @@ def bulk_insert(
 
     Rows hold driver-ready values (JSON already encoded as text, times as the
     backend stores them); this is the ingest's hot path, so no per-row processing
-    happens here.
+    happens here. PostgreSQL stores the rows as they come from an iterator.
     """
     names = ", ".join(columns)
     if is_postgres(connection):
@@ -182,6 +192,8 @@ def bulk_insert(
             for row in rows:
                 copy.write_row(row)
         return
+    # SQLite gains nothing from streaming (it all runs in this thread), and inserting
+    # the rows in one tight run keeps its pages in the processor's caches.
     rows = list(rows)
     if rows:
         marks = ", ".join("?" for _ in columns)
