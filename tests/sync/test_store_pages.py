@@ -118,8 +118,12 @@ def test_json_pages_match_decoded_rows(database, whole):
                 assert from_texts == from_rows
 
 
+# Each example is a push and a walk through the pages on a real database: the profile's
+# count, at most 200.
 @settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=min(200, settings.default.max_examples),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(values=st.lists(json_values, min_size=1, max_size=12))
 def test_any_stored_value_is_served_alike(database, values):
