@@ -2,7 +2,7 @@
 
 The batch is named by a filter on `ops` (a position range for a push, a list of
 positions for a release), so registers are merged inside the database with
-INSERT ... SELECT ... ON CONFLICT, the winner rule written once in `sql.key_greater`.
+INSERT ... SELECT ... ON CONFLICT, the winner rule written once in `sql.wins_over`.
 Record heads come from the batch in memory. Multi-selects go through
 `sync.merge.ChoiceSet`, loaded for the touched fields of records that already had
 state, because the add-wins cover test is the core's rule.

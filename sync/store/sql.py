@@ -15,15 +15,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    case,
     cast,
     func,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import literal_column
-
-from sync.store.tables import op_releases, ops
 
 
 def is_postgres(connection: Connection) -> bool:
@@ -40,11 +37,6 @@ def plan_with_parameters(connection: Connection) -> None:
     """
     if is_postgres(connection):
         connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-
-
-def upsert(connection: Connection, table: Table) -> Any:
-    """An INSERT that takes ON CONFLICT clauses on the connection's backend."""
-    return (postgresql.insert if is_postgres(connection) else sqlite.insert)(table)
 
 
 def now() -> dt.datetime:
@@ -92,29 +84,6 @@ def sqlite_value(raw: Any) -> Any:
     return decode_json(raw) if type(raw) is str else raw
 
 
-def effective_base(table=ops) -> ColumnElement[int]:
-    """`StoredOp.base` in SQL: the sent base, never at or past the op's own position."""
-    return case((table.c.base < table.c.position, table.c.base), else_=table.c.position - 1)
-
-
-def is_applied(table=ops) -> ColumnElement[bool]:
-    """An op counts as applied unless it was quarantined and never released."""
-    return table.c.reason.is_(None) | table.c.position.in_(select(op_releases.c.op_position))
-
-
-def key_greater(new: Sequence[Any], old: Sequence[Any]) -> ColumnElement[bool]:
-    """`(hlc, device_id, seq)` of `new` above that of `old`: the winner rule, spelled out.
-
-    Written without row values so that both backends use it in ON CONFLICT clauses.
-    """
-    new_hlc, new_device, new_seq = new
-    old_hlc, old_device, old_seq = old
-    return (new_hlc > old_hlc) | (
-        (new_hlc == old_hlc)
-        & ((new_device > old_device) | ((new_device == old_device) & (new_seq > old_seq)))
-    )
-
-
 def marks(connection: Connection) -> str:
     """The driver's positional parameter marker."""
     return "%s" if is_postgres(connection) else "?"
@@ -144,10 +113,9 @@ def wins_over(new: str, old: str) -> str:
     )
 
 
-EFFECTIVE_BASE = "(CASE WHEN {t}.base < {t}.position THEN {t}.base ELSE {t}.position - 1 END)"
-"""`effective_base` for raw SQL; format with the table's alias as `t`."""
 APPLIED = "({t}.reason IS NULL OR {t}.position IN (SELECT op_position FROM op_releases))"
-"""`is_applied` for raw SQL; format with the table's alias as `t`."""
+"""An op counts as applied unless it was quarantined and never released (raw SQL;
+format with the table's alias as `t`)."""
 
 
 def in_ids(connection: Connection, column: Column, ids: Collection[int]) -> ColumnElement[bool]:
