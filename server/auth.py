@@ -143,11 +143,3 @@ def device_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def current_device() -> Device | None:
-    return g.get("device")
-
-
-def current_user() -> User:
-    return g.user

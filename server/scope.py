@@ -76,8 +76,3 @@ def scope_grid_ids(session: Session, user: User) -> list[int] | None:
     if not scope.roots:
         return []
     return list(session.scalars(scope.grid_ids_query().order_by(Grid.id)))
-
-
-def in_scope(session: Session, user: User, grid_id: int | None) -> bool:
-    """True when the grid is in the user's scope."""
-    return grid_id is not None and scope_of(user).contains_any(session, [grid_id])

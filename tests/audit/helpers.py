@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from server.audit import record_event
+from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes
 from server.audit.verify import Report, verify_chain
 from server.db import Database
 from server.models import AuditEvent
@@ -41,3 +42,34 @@ def event_row(database: Database, event_id: int) -> dict:
         table = AuditEvent.__table__
         row = connection.execute(select(table).where(table.c.id == event_id)).one()
     return dict(row._mapping)
+
+
+def row_hash(row: dict, prev_hash: str) -> str:
+    """The hash an event row would carry after `prev_hash`, as a forger would compute it."""
+    content = event_bytes(
+        row["id"],
+        row["occurred_at"],
+        row["user_id"],
+        row["device_id"],
+        row["action"],
+        row["target_type"],
+        row["target_id"],
+        row["details"],
+    )
+    return chain_hash(prev_hash, content)
+
+
+def rechain(database: Database, event_ids: list[int]) -> str:
+    """Recompute prev_hash and hash of these events in order from genesis; the new head."""
+    prev = GENESIS_HASH
+    for event_id in event_ids:
+        new_hash = row_hash(event_row(database, event_id), prev)
+        execute(
+            database,
+            "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
+            p=prev,
+            h=new_hash,
+            id=event_id,
+        )
+        prev = new_hash
+    return prev

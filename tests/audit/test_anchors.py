@@ -6,10 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from server.audit.anchors import PREFIX, AnchorError, read_anchors, write_anchor
-from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes
 from server.blobs import LocalBlobStore, S3BlobStore
 from server.models import AuditEvent
-from tests.audit.helpers import append_events, event_row, execute, verify
+from tests.audit.helpers import append_events, event_row, execute, rechain, verify
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -31,30 +30,9 @@ def anchor(database, store):
 def rewrite_everything(database) -> None:
     """Edit event 2 and recompute every hash after it, and the head: a perfect forgery."""
     execute(database, "UPDATE audit_events SET details = :d WHERE id = 2", d='{"forged":true}')
-    prev = GENESIS_HASH
     with database.engine.connect() as connection:
         ids = list(connection.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
-    for event_id in ids:
-        row = event_row(database, event_id)
-        content = event_bytes(
-            event_id,
-            row["occurred_at"],
-            row["user_id"],
-            row["device_id"],
-            row["action"],
-            row["target_type"],
-            row["target_id"],
-            row["details"],
-        )
-        new_hash = chain_hash(prev, content)
-        execute(
-            database,
-            "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
-            p=prev,
-            h=new_hash,
-            id=event_id,
-        )
-        prev = new_hash
+    prev = rechain(database, ids)
     execute(database, "UPDATE audit_chain_head SET head_hash = :h", h=prev)
 
 

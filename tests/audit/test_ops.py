@@ -9,7 +9,7 @@ from sqlalchemy import select
 from server.audit import AuditError, record_push
 from server.models import AuditEvent, AuditEventGrid
 from tests.audit.factories import device, op_rows, store_push
-from tests.audit.helpers import event_row, execute, verify
+from tests.audit.helpers import event_row, execute, rechain, verify
 
 A, B = device(1), device(2)
 
@@ -150,33 +150,10 @@ def test_an_ops_break_before_an_event_break_is_reported_first(pushes):
 def test_a_removed_push_event_shows_even_when_the_chain_is_rebuilt(pushes):
     # Whoever deletes event 2 and re-hashes the chain after it still leaves B's ops
     # outside every push.
-    from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes
-
     execute(pushes, "DELETE FROM audit_event_grids WHERE event_id = 2")
     execute(pushes, "DELETE FROM audit_events WHERE id = 2")
     execute(pushes, "UPDATE audit_events SET id = 2 WHERE id = 3")
-    prev = GENESIS_HASH
-    for event_id in (1, 2):
-        row = event_row(pushes, event_id)
-        content = event_bytes(
-            event_id,
-            row["occurred_at"],
-            row["user_id"],
-            row["device_id"],
-            row["action"],
-            row["target_type"],
-            row["target_id"],
-            row["details"],
-        )
-        new_hash = chain_hash(prev, content)
-        execute(
-            pushes,
-            "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
-            p=prev,
-            h=new_hash,
-            id=event_id,
-        )
-        prev = new_hash
+    prev = rechain(pushes, [1, 2])
     execute(pushes, "UPDATE audit_chain_head SET last_event_id = 2, head_hash = :h", h=prev)
     broken = verify(pushes).broken
     assert broken.kind == "uncovered_op"

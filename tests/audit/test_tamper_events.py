@@ -4,8 +4,7 @@ import datetime as dt
 
 import pytest
 
-from server.audit.chain import chain_hash, event_bytes
-from tests.audit.helpers import append_events, event_row, execute, verify
+from tests.audit.helpers import append_events, event_row, execute, row_hash, verify
 
 EVENTS = 8
 
@@ -15,20 +14,6 @@ def trail(database):
     append_events(database, EVENTS)
     assert verify(database).ok
     return database
-
-
-def rehash(row: dict, prev_hash: str) -> str:
-    content = event_bytes(
-        row["id"],
-        row["occurred_at"],
-        row["user_id"],
-        row["device_id"],
-        row["action"],
-        row["target_type"],
-        row["target_id"],
-        row["details"],
-    )
-    return chain_hash(prev_hash, content)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +38,7 @@ def test_an_edited_event_is_reported_at_that_event(trail, column, value):
 def test_an_edited_and_rehashed_event_breaks_the_link_to_the_next(trail):
     row = event_row(trail, 4)
     row["details"] = '{"field":"display_name","new":"forged","old":"n3"}'
-    forged = rehash(row, row["prev_hash"])
+    forged = row_hash(row, row["prev_hash"])
     execute(
         trail,
         "UPDATE audit_events SET details = :details, hash = :hash WHERE id = 4",
@@ -124,7 +109,7 @@ def test_a_well_forged_inserted_event_breaks_the_link_after_it(trail):
     previous = event_row(trail, 5)
     _make_room_at(trail, 6)
     forged = dict(previous, id=6, prev_hash=previous["hash"], details='{"forged":true}')
-    forged["hash"] = rehash(forged, previous["hash"])
+    forged["hash"] = row_hash(forged, previous["hash"])
     _insert(trail, forged)
     broken = verify(trail).broken
     assert (broken.kind, broken.event_id, broken.expected) == ("link", 7, forged["hash"])
@@ -133,7 +118,7 @@ def test_a_well_forged_inserted_event_breaks_the_link_after_it(trail):
 def test_an_event_appended_outside_the_chain_lock_is_caught_by_the_head(trail):
     last = event_row(trail, EVENTS)
     forged = dict(last, id=EVENTS + 1, prev_hash=last["hash"], details='{"forged":true}')
-    forged["hash"] = rehash(forged, last["hash"])
+    forged["hash"] = row_hash(forged, last["hash"])
     _insert(trail, forged)
     broken = verify(trail).broken
     assert (broken.kind, broken.event_id) == ("head", EVENTS + 1)
