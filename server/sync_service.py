@@ -165,7 +165,9 @@ def push(
 def _after_push(session: Session, device: Device, reply: PushReply) -> None:
     result = reply.result
     if result.stored:
-        record_push(session, device.id, device.user_id, [entry.op for entry in result.stored])
+        record_push(
+            session, device.id, device.user_id, result.stored, received_at=result.received_at
+        )
     device.acked_seq = result.acked_seq
     device.last_sync_at = utcnow()
     sync_metrics.count_push(result)

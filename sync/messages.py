@@ -6,6 +6,7 @@ device client can drive either one.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,7 @@ class PushResult:
     conflicts: list[Conflict]
     server_hlc: int
     stored: list[StoredOp] = field(default_factory=list)  # newly stored, position order
+    received_at: dt.datetime | None = None  # when `stored` arrived (their `received_at`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ device rows), and concurrent pushes wait on it only for an instant.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +25,10 @@ from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from server.audit.chain import GENESIS_HASH, canonical_json, chain_hash, event_bytes
-from server.audit.covered_ops import OpRange, digest_range
+from server.audit.covered_ops import OpRange, digest_range, digest_rows
 from server.models import AuditChainHead, AuditEvent, AuditEventGrid, utcnow
+from sync.ops import StoredOp
+from sync.store.ingest import op_row
 
 HEAD_ID = 1
 _PENDING = "fieldsync.audit_pending"
@@ -192,16 +196,27 @@ def _within(transaction: Any, ancestor: Any) -> bool:
 
 
 def record_push(
-    session: Session, device_id: str, user_id: int | None, ops: Iterable[Any]
+    session: Session,
+    device_id: str,
+    user_id: int | None,
+    ops: Iterable[Any],
+    *,
+    received_at: dt.datetime | None = None,
 ) -> AppendedEvent | None:
     """Append the one event covering the ops a push stored (call after inserting them).
 
     `ops` are the ops this push stored (mappings or objects with a `seq`): their seqs
     must be one unbroken run. The event's details carry the run (`seq_from`,
     `seq_to`, `count`) and `ops_hash`, a SHA-256 over the stored rows' canonical
-    form in seq order, read back from the ops table so that it is exactly what
-    verify will recompute. A push that stored nothing (all duplicates) appends nothing.
+    form in seq order, exactly what verify will recompute. A push that stored nothing
+    (all duplicates) appends nothing.
+
+    When `ops` are the store's `StoredOp`s and `received_at` their arrival time, their
+    rows are rebuilt by `ingest.op_row`, the very function that wrote them, and hashed
+    here, as long as the database holds them exactly as written (`_kept_verbatim`);
+    otherwise the rows are read back.
     """
+    ops = list(ops)
     seqs = _seqs(ops)
     if not seqs:
         return None
@@ -209,7 +224,12 @@ def record_push(
     if high - low + 1 != len(seqs) or len(set(seqs)) != len(seqs):
         raise AuditError("a push's stored ops must be one unbroken run of seqs")
     op_range = OpRange(device_id, low, high)
-    found = digest_range(session.connection(), op_range)
+    connection = session.connection()
+    if received_at is not None and _kept_verbatim(connection.dialect.name, ops):
+        rows = sorted((op_row(entry, user_id, received_at) for entry in ops), key=_seq_of)
+        found = digest_rows(rows)
+    else:
+        found = digest_range(connection, op_range)
     if found.count != len(seqs):
         raise AuditError(
             f"the push claims {len(seqs)} ops but {found.count} are stored; "
@@ -233,6 +253,27 @@ def record_push(
     )
 
 
+_seq_of = operator.itemgetter(2)  # an `ops` row's seq
+
+
+def _kept_verbatim(dialect: str, stored: list[StoredOp]) -> bool:
+    """Whether the database holds these ops' rows exactly as the store wrote them.
+
+    PostgreSQL's json column keeps each value's text as sent. SQLite's JSON column has
+    numeric affinity: it keeps a number's text as a 64-bit INTEGER, printed back as the
+    same text, or else as a REAL, printed back with 15 significant digits; a push with
+    a float value or an integer beyond 64 bits is read back instead.
+    """
+    if dialect == "postgresql":
+        return True
+    return all(_sqlite_keeps(entry.op.value) for entry in stored)
+
+
+def _sqlite_keeps(value: Any) -> bool:
+    kind = type(value)
+    return kind is not float and (kind is not int or -(2**63) <= value < 2**63)
+
+
 def _request_caller() -> tuple[int | None, str | None]:
     """The user and device authenticated for the current request, if there is one."""
     if not has_request_context():
@@ -240,11 +281,14 @@ def _request_caller() -> tuple[int | None, str | None]:
     return g.get("user_id"), g.get("device_id")
 
 
-def _seqs(ops: Iterable[Any]) -> list[int]:
-    """The ops' seqs; they are all mappings or all objects (one check, not one per op)."""
-    ops = list(ops)
-    if ops and isinstance(ops[0], Mapping):
+def _seqs(ops: list[Any]) -> list[int]:
+    """The ops' seqs; they are all mappings, stored ops or ops (one check, not one per op)."""
+    if not ops:
+        return []
+    if isinstance(ops[0], Mapping):
         return [int(op["seq"]) for op in ops]
+    if isinstance(ops[0], StoredOp):
+        return [entry.op.seq for entry in ops]
     return [int(op.seq) for op in ops]
 
 

@@ -35,7 +35,16 @@ from sync.store.sql import (
 )
 from sync.store.tables import ops, record_forms
 
-__all__ = ["MAX_STORED_HLC", "OP_COLUMNS", "Pushed", "Rules", "acked_seq", "push", "resend"]
+__all__ = [
+    "MAX_STORED_HLC",
+    "OP_COLUMNS",
+    "Pushed",
+    "Rules",
+    "acked_seq",
+    "op_row",
+    "push",
+    "resend",
+]
 
 MAX_STORED_HLC = (1 << 63) - 1  # a BIGINT column; the protocol refuses larger HLCs
 MAX_DETAIL = 1000
@@ -145,6 +154,7 @@ def push(
         conflicts=found,
         server_hlc=counter.hlc,
         stored=stored,
+        received_at=moment,
     )
     return Pushed(result, described)
 
@@ -218,30 +228,12 @@ def _store_new(
             if verdict is None:
                 entry = StoredOp(op, position)
                 applied.append(entry)
-                reason = detail = None
             else:
                 reason, detail = str(verdict.reason), verdict.detail[:MAX_DETAIL]
                 entry = StoredOp(op, position, OpStatus.QUARANTINED, reason, detail)
                 quarantined.append(QuarantinedOp(op.seq, rid, op.field, reason, detail))
             stored.append(entry)
-            yield (
-                position,
-                op.device_id,
-                op.seq,
-                user_id,
-                rid,
-                op.form_id,
-                op.form_version,
-                op.grid_id,
-                op.field,
-                op.kind,
-                encode_json(op.value),
-                op.hlc,
-                op.base,
-                reason,
-                detail,
-                received,
-            )
+            yield op_row(entry, user_id, received)
 
     bulk_insert(connection, ops, OP_COLUMNS, rows())
     if len(stored) != len(new_ops):
@@ -249,6 +241,32 @@ def _store_new(
     if new_forms:
         bulk_insert(connection, record_forms, ("record_id", "form_id"), list(new_forms.items()))
     return stored, applied, quarantined
+
+
+def op_row(entry: StoredOp, user_id: int, received: Any) -> tuple:
+    """The `ops` row of a stored op, in OP_COLUMNS order, exactly as a push writes it.
+
+    `received` is the arrival time as the driver takes it (`sql.stored_time`).
+    """
+    op = entry.op
+    return (
+        entry.position,
+        op.device_id,
+        op.seq,
+        user_id,
+        op.record_id,
+        op.form_id,
+        op.form_version,
+        op.grid_id,
+        op.field,
+        op.kind,
+        encode_json(op.value),
+        op.hlc,
+        op.base,
+        entry.reason,
+        None if entry.reason is None else entry.detail,
+        received,
+    )
 
 
 def _record_forms(connection: Connection, record_ids: set[str]) -> dict[str, str]:
