@@ -27,6 +27,7 @@ from sync.store.sql import (
     driver_sql,
     encode_json,
     in_param,
+    in_set,
     in_texts,
     insert_rows,
     is_postgres,
@@ -91,6 +92,8 @@ _RANKED_SETS = (
     " FROM ops WHERE {{batch}} AND kind = 'set') ranked WHERE rank = 1"
 )
 _PICKED = "record_id, field, value, hlc, device_id, seq, position, FALSE, position"
+# Fields of records that had no state before the batch have no state to win over.
+REGISTER_INSERT = f"INSERT INTO field_state ({STATE_NAMES}) {{source}}"
 REGISTER_MERGE = (
     f"INSERT INTO field_state ({STATE_NAMES}) {{source}}"
     " ON CONFLICT (record_id, field) DO UPDATE SET "
@@ -169,7 +172,10 @@ def merge_batch(
     if register_slots:
         # Without two ops on one field, the batch's best op per field is its only op.
         ranked = len(set(register_slots)) < len(register_slots)
-        effect.registers = _merge_registers(connection, batch, report_registers, ranked)
+        touched = {rid for rid, _ in register_slots}
+        effect.registers = _merge_registers(
+            connection, batch, report_registers, ranked, touched & effect.known, touched
+        )
     choice_ops = [stored for stored in applied if stored.op.kind != SET]
     if choice_ops:
         effect.sets = _merge_choice_sets(connection, choice_ops, effect.known)
@@ -260,15 +266,42 @@ def _merge_records(
     insert_rows(connection, "records", RECORD_COLUMNS, old_rows, RECORD_UPSERT)
 
 
-def _merge_registers(connection: Connection, batch: Batch, report: bool, ranked: bool) -> set[Slot]:
-    """Replace each register's winner by the batch's best op on it, where that wins."""
+def _merge_registers(
+    connection: Connection,
+    batch: Batch,
+    report: bool,
+    ranked: bool,
+    known: set[str],
+    touched: set[str],
+) -> set[Slot]:
+    """Replace each register's winner by the batch's best op on it, where that wins.
+
+    `touched` are the records the batch sets fields of, `known` those among them that
+    had state before: the fields of the others are inserted without the upsert's
+    conflict check (a fifth of the statement's time on PostgreSQL).
+    """
     source = (_RANKED_SETS if ranked else _SETS).format(picked=_PICKED)
     where, parameters = batch.sql(connection)
-    statement = REGISTER_MERGE.format(source=source.format(batch=where))
-    if report:
-        statement += " RETURNING record_id, field"
-    rows = connection.exec_driver_sql(driver_sql(connection, statement), parameters)
-    return {(rid, name) for rid, name in rows} if report else set()
+    if not known:
+        parts = [(REGISTER_INSERT, where, parameters)]
+    elif known == touched:
+        parts = [(REGISTER_MERGE, where, parameters)]
+    else:
+        listed, listed_parameter = in_set(connection, sorted(known), "text")
+        values = (*parameters, listed_parameter)
+        parts = [
+            (REGISTER_INSERT, f"{where} AND record_id NOT {listed}", values),
+            (REGISTER_MERGE, f"{where} AND record_id {listed}", values),
+        ]
+    changed: set[Slot] = set()
+    for template, condition, values in parts:
+        statement = template.format(source=source.format(batch=condition))
+        if report:
+            statement += " RETURNING record_id, field"
+        rows = connection.exec_driver_sql(driver_sql(connection, statement), values)
+        if report:
+            changed.update((rid, name) for rid, name in rows)
+    return changed
 
 
 def _merge_choice_sets(

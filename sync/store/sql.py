@@ -105,6 +105,17 @@ def in_param(connection: Connection, values: Collection[Any], kind: str) -> tupl
     return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
 
 
+def in_set(connection: Connection, values: Collection[Any], kind: str) -> tuple[str, Any]:
+    """`IN (subquery)` over values for raw SQL with `?` markers: (SQL, parameter).
+
+    Unlike `in_param`'s `= ANY(array)`, which PostgreSQL tests element by element, a
+    subquery is hashed once, so `NOT IN` it stays cheap however many values there are.
+    """
+    if is_postgres(connection):
+        return f"IN (SELECT unnest(?::{kind}[]))", pg_array(values, kind)
+    return "IN (SELECT value FROM json_each(?))", json.dumps(list(values))
+
+
 def wins_over(new: str, old: str) -> str:
     """`key_greater` for raw SQL: the row `new`'s (hlc, device_id, seq) above `old`'s."""
     return (
