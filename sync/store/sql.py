@@ -58,6 +58,8 @@ def encode_json(value: Any) -> str:
         return "null"
     if kind is bool:
         return "true" if value else "false"
+    if kind is list and all(type(item) is str for item in value):  # a multi-select's choices
+        return "[" + ", ".join(map(_encode_text, value)) + "]"
     return json.dumps(value)
 
 

@@ -11,12 +11,15 @@ import json
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sync import hlc
 from sync.ops import Op
 from sync.replica import ServerReplica
 from sync.store import reading
 from sync.store.server import SqlServer
+from sync.store.sql import encode_json
 from tests.sync.backends import clear_store
 
 A = "00000000-0000-4000-a000-0000000000a1"
@@ -67,3 +70,15 @@ def test_pages_serve_precise_floats(database):
         )
     served = {json.loads(row.text)["field"]: json.loads(row.text)["value"] for row in rows}
     assert served == {f"f{n}": value for n, value in enumerate(FLOATS, start=1)}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values | st.lists(st.text(), max_size=6))
+def test_the_stored_json_text_is_exactly_json_dumps(value):
+    assert encode_json(value) == json.dumps(value)
