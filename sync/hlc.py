@@ -59,7 +59,12 @@ def wall_millis() -> int:
 
 def is_ahead(hlc: int, server_millis: int, max_skew_ms: int) -> bool:
     """Whether an HLC is further ahead of the server's wall clock than allowed."""
-    return millis_of(hlc) > server_millis + max_skew_ms
+    return hlc >= ahead_from(server_millis, max_skew_ms)
+
+
+def ahead_from(server_millis: int, max_skew_ms: int) -> int:
+    """The lowest HLC whose milliseconds lie more than `max_skew_ms` past the server's."""
+    return (server_millis + max_skew_ms + 1) << COUNTER_BITS
 
 
 class Clock:

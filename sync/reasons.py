@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sync import hlc
 from sync.ops import ADD, DELETED, GROUP, ORDER, PARENT, REMOVE, SET, UUID_PATTERN, Op
@@ -59,6 +59,10 @@ class Gate:
     scope: Collection[int] | None  # the device user's grids with sub-grids; None: all
     server_millis: int  # see `server_millis`: fixed for the whole push
     max_skew_ms: int = 600_000
+    ahead_from: int = field(init=False)  # the lowest HLC that `hlc.is_ahead`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ahead_from", hlc.ahead_from(self.server_millis, self.max_skew_ms))
 
 
 def server_millis(wall_ms: int, max_applied_hlc: int) -> int:
@@ -77,29 +81,28 @@ def quarantine_reason(op: Op, gate: Gate, record_form: str | None) -> Verdict | 
     `record_form` is the form the record already belongs to (None for a new record).
     The order of the checks is part of the contract: the first failing one is reported.
     """
-    versions = gate.lookup_form(op.form_id)
+    _device, _seq, record_id, form_id, form_version, grid_id, name, kind, value, stamp, _base = op
+    versions = gate.lookup_form(form_id)
     if versions is None:
-        return Verdict(Reason.UNKNOWN_FORM, f"no form {op.form_id!r}")
-    if record_form is not None and record_form != op.form_id:
-        return Verdict(
-            Reason.FORM_MISMATCH, f"record {op.record_id} belongs to form {record_form!r}"
-        )
-    if op.form_version not in versions:
+        return Verdict(Reason.UNKNOWN_FORM, f"no form {form_id!r}")
+    if record_form is not None and record_form != form_id:
+        return Verdict(Reason.FORM_MISMATCH, f"record {record_id} belongs to form {record_form!r}")
+    if form_version not in versions:
         return Verdict(
             Reason.UNKNOWN_FORM_VERSION,
-            f"form {op.form_id!r} has no published version {op.form_version}",
+            f"form {form_id!r} has no published version {form_version}",
         )
-    if gate.scope is not None and op.grid_id not in gate.scope:
-        return Verdict(Reason.GRID_OUT_OF_SCOPE, f"grid {op.grid_id} is outside your grids")
-    if hlc.is_ahead(op.hlc, gate.server_millis, gate.max_skew_ms):
-        ahead = hlc.millis_of(op.hlc) - gate.server_millis
+    if gate.scope is not None and grid_id not in gate.scope:
+        return Verdict(Reason.GRID_OUT_OF_SCOPE, f"grid {grid_id} is outside your grids")
+    if stamp >= gate.ahead_from:
+        ahead = hlc.millis_of(stamp) - gate.server_millis
         return Verdict(Reason.CLOCK_AHEAD, f"clock {ahead} ms ahead of the server")
-    if op.field.startswith("_"):
+    if name.startswith("_"):
         return check_reserved(op)
     verdict = gate.check_field(op)
     if verdict is not None:
         return verdict
-    if op.kind in (ADD, REMOVE) and not isinstance(op.value, str):
+    if kind in (ADD, REMOVE) and not isinstance(value, str):
         return Verdict(Reason.WRONG_TYPE, "a choice is named by a string")
     return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sync import hlc
 from sync.conflicts import Conflict, collide, resolves
@@ -241,7 +241,7 @@ class ServerReplica:
             chosen.append(entry)
         chosen.sort(key=lambda entry: entry.position)
         released = [
-            replace(entry, status=OpStatus.APPLIED, reason=None, detail="") for entry in chosen
+            entry._replace(status=OpStatus.APPLIED, reason=None, detail="") for entry in chosen
         ]
         for entry in released:
             self.ops[entry.op.op_id] = entry

@@ -248,23 +248,24 @@ def op_row(entry: StoredOp, user_id: int, received: Any) -> tuple:
 
     `received` is the arrival time as the driver takes it (`sql.stored_time`).
     """
-    op = entry.op
+    op, position, _status, reason, detail = entry
+    device_id, seq, record_id, form_id, version, grid_id, name, kind, value, hlc, base = op
     return (
-        entry.position,
-        op.device_id,
-        op.seq,
+        position,
+        device_id,
+        seq,
         user_id,
-        op.record_id,
-        op.form_id,
-        op.form_version,
-        op.grid_id,
-        op.field,
-        op.kind,
-        encode_json(op.value),
-        op.hlc,
-        op.base,
-        entry.reason,
-        None if entry.reason is None else entry.detail,
+        record_id,
+        form_id,
+        version,
+        grid_id,
+        name,
+        kind,
+        encode_json(value),
+        hlc,
+        base,
+        reason,
+        None if reason is None else detail,
         received,
     )
 
