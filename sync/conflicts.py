@@ -38,8 +38,19 @@ def collide(x: StoredOp, y: StoredOp) -> bool:
         and x.op.record_id == y.op.record_id
         and x.op.field == y.op.field
         and concurrent(x, y)
-        and canonical_json(x.op.value) != canonical_json(y.op.value)
+        and values_differ(x.op.value, y.op.value)
     )
+
+
+def values_differ(a: object, b: object) -> bool:
+    """Whether two values differ as JSON (1 and 1.0 and True all differ).
+
+    Two strings, the everyday case, are compared as they are: their canonical texts
+    are equal exactly when they are.
+    """
+    if type(a) is str and type(b) is str:
+        return a != b
+    return canonical_json(a) != canonical_json(b)
 
 
 def resolves(edit: StoredOp, first_position: int, second_position: int) -> bool:

@@ -145,7 +145,7 @@ def _rivals(
         rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed, *span))
     decode = decode_json if is_postgres(connection) else sqlite_value
     found = {slot: [sides[s.position] for s in mine] for slot, mine in edits.items()}
-    for *content, position, user_id in rows.tuples():
+    for *content, position, user_id in rows.tuples().all():
         if position in sides:
             continue
         content[8] = decode(content[8])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.conflicts import collide, concurrent, find_conflicts
-from sync.ops import ADD, REMOVE, SET
+from sync.conflicts import collide, concurrent, find_conflicts, values_differ
+from sync.ops import ADD, REMOVE, SET, canonical_json
 from tests.sync.world import RECORD_ID, op_logs, stored
 
 
@@ -74,3 +74,20 @@ def test_every_conflict_is_a_concurrent_pair_of_different_applied_sets(log) -> N
     applied_sets = [s for s in log if s.applied and s.op.kind == SET]
     pairs = sum(collide(a, b) for i, a in enumerate(applied_sets) for b in applied_sets[i + 1 :])
     assert pairs == len(found)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=6,
+)
+
+
+@given(json_values, json_values)
+def test_values_differ_exactly_when_their_canonical_texts_do(a, b) -> None:
+    assert values_differ(a, b) == (canonical_json(a) != canonical_json(b))
+    assert not values_differ(a, a)
