@@ -348,11 +348,20 @@ class SyncLoop:
             cursor = body["cursor"]
 
     def snapshot(self, marker: int) -> None:
-        """Replace the pulled state with the scope's; unsent ops stay queued."""
+        """Replace the pulled state with the scope's; unsent ops stay queued.
+
+        A 410 in the middle (the scope changed, or a record sent already left it)
+        starts the snapshot over from its first page.
+        """
         self.report.snapshot = True
         cursor = self.store.state().snapshot_cursor or 0
         while True:
             reply = self.page(SNAPSHOT_PATH, cursor)
+            if reply.status == 410 and cursor > 0:
+                with self.store.transaction("snapshot_start") as connection:
+                    connection.execute("UPDATE device SET snapshot_cursor = 0")
+                cursor = 0
+                continue
             if reply.status != 200:
                 raise self.refused("snapshot", reply)
             body = checked("snapshot_response", reply)

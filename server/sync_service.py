@@ -7,6 +7,7 @@ commits. Every function here appends its audit event in that same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -27,11 +28,11 @@ from server.scope import scope_grid_ids
 from server.settings import Settings
 from sync import hlc as hlc_mod
 from sync import protocol
-from sync.messages import ReleaseResult
+from sync.messages import CursorExpired, ReleaseResult, left_scope_message
 from sync.ops import Op
 from sync.protocol import Caller, PageReply, PullRequest, PushReply, PushRequest, Rules
 from sync.reasons import Reason, Verdict
-from sync.store import conflict_rows, ingest, positions
+from sync.store import conflict_rows, ingest, positions, reading
 from sync.store.release import release
 from sync.store.tables import conflicts, records
 
@@ -120,6 +121,14 @@ def rules_for(
     )
 
 
+def scope_key(scope: Collection[int] | None) -> str:
+    """A short fixed text for a scope: `*` for every grid, else a digest of its grids."""
+    if scope is None:
+        return "*"
+    listed = ",".join(str(grid_id) for grid_id in sorted(set(scope)))
+    return hashlib.sha256(listed.encode()).hexdigest()
+
+
 def caller_for(session: Session, device: Device) -> Caller:
     """The caller of a sync request, with the scope of the device's user."""
     return Caller(device.id, device.user_id, scope_grid_ids(session, device.user))
@@ -176,11 +185,40 @@ def _after_push(session: Session, device: Device, reply: PushReply) -> None:
 def pull(
     session: Session, device: Device, request: PullRequest, rules: Rules, *, whole: bool = False
 ) -> PageReply:
-    """One pull (or snapshot) page for the device."""
+    """One pull (or snapshot) page for the device; raises CursorExpired (410).
+
+    A cursor holds only for the scope the device started reading in, and only if no
+    record it may hold left that scope after it: once the user's grids change, or such
+    a record left, the device starts over from a snapshot, which brings every record
+    now in scope and leaves the rest out. A page from the start records the scope, and
+    a snapshot's first page the newest position, so that a later page of the same
+    snapshot is refused too when a record it sent has left since (the device then
+    starts the snapshot over). The store checks a pull cursor for such records itself.
+    """
     started = time.perf_counter()
     caller = caller_for(session, device)
+    key = scope_key(caller.scope)
+    connection = session.connection()
+    if request.cursor == 0:
+        device.pulled_scope = key
+        if whole:
+            device.snapshot_from = positions.read(connection).position
+    elif device.pulled_scope is None:
+        device.pulled_scope = key  # a device that last pulled before scopes were recorded
+    elif device.pulled_scope != key:
+        newest = positions.read(connection).position
+        why = "your grids changed: start over from a snapshot"
+        raise CursorExpired(request.cursor, newest, why)
+    if (
+        whole
+        and request.cursor > 0
+        and device.snapshot_from is not None
+        and reading.left_scope_since(connection, caller.scope, device.snapshot_from)
+    ):
+        newest = positions.read(connection).position
+        raise CursorExpired(request.cursor, newest, left_scope_message(request.cursor))
     handler = protocol.snapshot if whole else protocol.pull
-    reply = handler(session.connection(), caller, request, rules)
+    reply = handler(connection, caller, request, rules)
     operation = "snapshot" if whole else "pull"
     sync_metrics.count_changes(operation, len(reply.changes))
     sync_metrics.observe(operation, time.perf_counter() - started)

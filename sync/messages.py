@@ -36,12 +36,21 @@ class SeqReuse(SyncRefused):
 
 
 class CursorExpired(SyncRefused):
-    """The pull cursor is not honoured (ahead of the newest position)."""
+    """The pull cursor is not honoured: the device starts over from a snapshot.
 
-    def __init__(self, cursor: int, newest: int) -> None:
-        super().__init__(f"cursor {cursor} is ahead of the newest position {newest}")
+    The cursor is ahead of the newest position (the server lost data), or since it a
+    record the device may hold left its scope, or the scope itself changed (`why`).
+    """
+
+    def __init__(self, cursor: int, newest: int, why: str = "") -> None:
+        super().__init__(why or f"cursor {cursor} is ahead of the newest position {newest}")
         self.cursor = cursor
         self.newest = newest
+
+
+def left_scope_message(cursor: int) -> str:
+    """Why a cursor after which a record left the scope is refused."""
+    return f"a record left your scope after cursor {cursor}: start over from a snapshot"
 
 
 class ReleaseRefused(SyncRefused):

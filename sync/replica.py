@@ -26,6 +26,7 @@ from sync.messages import (
     ReleaseResult,
     SeqGap,
     SeqReuse,
+    left_scope_message,
 )
 from sync.ops import SET, Op, OpStatus, StoredOp
 from sync.reasons import (
@@ -76,6 +77,8 @@ class ServerReplica:
         self.acked: dict[str, int] = defaultdict(int)
         self.merged = Merged()
         self.changed_at: dict[Slot, int] = {}
+        # (position, record_id, grid before, grid after) of every record move
+        self.moves: list[tuple[int, str, int, int]] = []
         self.record_form: dict[str, str] = {}
         self.fields_of: dict[str, set[str]] = defaultdict(set)
         self.edits: dict[Slot, list[StoredOp]] = defaultdict(list)  # applied sets, by field
@@ -187,13 +190,27 @@ class ServerReplica:
 
     def _restamp(self, grids_before: dict[str, int]) -> None:
         """Give every field of a record whose grid changed a fresh position."""
-        moved = sorted(
-            rid for rid, grid in grids_before.items() if self.merged.records[rid].grid_id != grid
-        )
+        moved = self._moved(grids_before)
         for rid in moved:
             for name in sorted(self.fields_of[rid]):
                 self.position += 1
                 self.changed_at[(rid, name)] = self.position
+        self._note_moves(moved)
+
+    def _moved(self, grids_before: dict[str, int]) -> dict[str, tuple[int, int]]:
+        """The records whose grid changed: (grid before, grid after), by record_id."""
+        heads = self.merged.records
+        return {
+            rid: (grid, heads[rid].grid_id)
+            for rid, grid in sorted(grids_before.items())
+            if heads[rid].grid_id != grid
+        }
+
+    def _note_moves(self, moved: dict[str, tuple[int, int]]) -> None:
+        """Each move at a fresh position, after the restamped fields."""
+        for rid, (before, after) in moved.items():
+            self.position += 1
+            self.moves.append((self.position, rid, before, after))
 
     def _detect_conflicts(self, applied: list[StoredOp]) -> list[Conflict]:
         """Record the new conflicts these ops take part in, and resolve what they settle."""
@@ -247,26 +264,37 @@ class ServerReplica:
             self.ops[entry.op.op_id] = entry
         grids_before = self._grids(entry.op.record_id for entry in released)
         touched = self._merge(released)
-        moved = {
-            rid for rid, grid in grids_before.items() if self.merged.records[rid].grid_id != grid
-        }
+        moved = self._moved(grids_before)
         slots = set(touched) | {(rid, name) for rid in moved for name in self.fields_of[rid]}
         for slot in sorted(slots):
             self.position += 1
             self.changed_at[slot] = self.position
+        self._note_moves(moved)
         return ReleaseResult(released, self._detect_conflicts(released))
 
     # -- reading ----------------------------------------------------------------------
 
     def pull(self, scope: Collection[int] | None, cursor: int, limit: int) -> Page:
-        """The in-scope field states that changed after `cursor`, oldest first."""
+        """The in-scope field states that changed after `cursor`, oldest first; raises
+        CursorExpired when the cursor is ahead or a record left the scope after it."""
         if cursor > self.position:
             raise CursorExpired(cursor, self.position)
+        self._check_left(scope, cursor)
         return self._page(scope, cursor, limit)
 
     def snapshot(self, scope: Collection[int] | None, cursor: int, limit: int) -> Page:
         """A page of the whole scope's state; like pull, but never expired."""
         return self._page(scope, min(cursor, self.position), limit)
+
+    def _check_left(self, scope: Collection[int] | None, cursor: int) -> None:
+        """Refuse a pull cursor after which a record moved out of the scope and stayed
+        out: the device may hold it, and only a snapshot drops it."""
+        if scope is None or cursor == 0:
+            return
+        heads = self.merged.records
+        for position, rid, before, _after in self.moves:
+            if position > cursor and before in scope and heads[rid].grid_id not in scope:
+                raise CursorExpired(cursor, self.position, left_scope_message(cursor))
 
     def _page(self, scope: Collection[int] | None, cursor: int, limit: int) -> Page:
         heads = self.merged.records

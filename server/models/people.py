@@ -80,6 +80,11 @@ class Device(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64))
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The user's scope when the device last pulled from the start (sync_service.scope_key):
+    # a pull cursor only holds for the scope it was built in. `snapshot_from` is the
+    # newest position when the device's last snapshot began.
+    pulled_scope: Mapped[str | None] = mapped_column(String(64))
+    snapshot_from: Mapped[int | None] = mapped_column(BigInteger)
     registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
     last_seen_at: Mapped[dt.datetime | None]
     last_sync_at: Mapped[dt.datetime | None]

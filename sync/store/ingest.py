@@ -22,7 +22,7 @@ from sync.ops import Op, OpStatus, StoredOp
 from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items
-from sync.store.merging import Batch, fields_of, merge_batch, restamp
+from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
 from sync.store.seqs import Content, check_all_stored, content_of, split_new
 from sync.store.sql import (
     bulk_insert,
@@ -128,6 +128,7 @@ def push(
         batch = Batch(stored[0].position, stored[-1].position)
         effect = merge_batch(connection, applied, batch, moment)
         restamp(connection, fields_of(connection, effect.moved), counter)
+        note_moves(connection, effect.moved, counter)
         # One device's ops never conflict with each other, so only ops on records that
         # held other ops before can take part in a conflict.
         known = effect.known

@@ -36,7 +36,7 @@ from sync.store.sql import (
     update_rows,
     wins_over,
 )
-from sync.store.tables import field_state, records, set_elements
+from sync.store.tables import field_state, record_moves, records, set_elements
 
 Slot = tuple[str, str]
 Key = tuple[int, str, int]
@@ -139,7 +139,8 @@ class Batch:
 class Effect:
     """What a merged batch changed, for the caller to position and report."""
 
-    moved: list[str] = field(default_factory=list)  # records whose grid changed
+    # records whose grid changed: (grid before, grid after), in record_id order
+    moved: dict[str, tuple[int, int]] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)  # records that had state before the batch
     registers: set[Slot] = field(default_factory=set)  # registers whose winner changed
     sets: dict[Slot, int] = field(default_factory=dict)  # multi-selects touched: top position
@@ -161,12 +162,10 @@ def merge_batch(
     heads = _record_heads(applied)
     before = _record_keys(connection, list(heads))
     effect.known = set(before)
-    effect.moved = sorted(
-        rid
-        for rid, (grid_id, key) in before.items()
-        if (best := heads[rid][0].op).grid_id != grid_id
-        and (best.hlc, best.device_id, best.seq) > key
-    )
+    for rid, (grid_id, key) in sorted(before.items()):
+        best = heads[rid][0].op
+        if best.grid_id != grid_id and (best.hlc, best.device_id, best.seq) > key:
+            effect.moved[rid] = (grid_id, best.grid_id)
     _merge_records(connection, heads, effect.known, moment)
     register_slots = [(s.op.record_id, s.op.field) for s in applied if s.op.kind == SET]
     if register_slots:
@@ -192,6 +191,18 @@ def restamp(connection: Connection, slots: Iterable[Slot], counter: Counter) -> 
     rows = [(rid, name, first + i) for i, (rid, name) in enumerate(slots)]
     update_rows(connection, "field_state", SLOT_KEYS, (("position", "bigint"),), rows)
     return len(slots)
+
+
+def note_moves(connection: Connection, moved: dict[str, tuple[int, int]], counter: Counter) -> None:
+    """Append the batch's record moves, each at a fresh position (after its restamp)."""
+    if not moved:
+        return
+    first = counter.take(len(moved))
+    rows = [
+        (first + n, rid, grid_before, grid_after)
+        for n, (rid, (grid_before, grid_after)) in enumerate(moved.items())
+    ]
+    bulk_insert(connection, record_moves, ("position", "record_id", "from_grid", "to_grid"), rows)
 
 
 def fields_of(connection: Connection, record_ids: Iterable[str]) -> list[Slot]:

@@ -16,7 +16,7 @@ from sync.messages import ReleaseRefused, ReleaseResult
 from sync.reasons import NOT_RELEASABLE
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items
-from sync.store.merging import Batch, fields_of, merge_batch, restamp
+from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
 from sync.store.sql import now, plan_with_parameters
 from sync.store.tables import op_releases, ops
 
@@ -67,6 +67,7 @@ def release(
     effect = merge_batch(connection, released, batch, moment, report_registers=True)
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
+    note_moves(connection, effect.moved, counter)
     users = {row.position: row.user_id for row in chosen}
     found, described = conflict_rows.detect(connection, released, moment, users, may_exist=True)
     highest = max(entry.op.hlc for entry in released)

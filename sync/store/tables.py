@@ -150,6 +150,19 @@ set_removals = Table(
     Column("max_base", BigInteger, nullable=False),
 )
 
+# A record whose grid changed, at a position of its own. A device that pulled before
+# it, whose scope held the old grid but does not hold the record's grid now, may hold
+# the record: its cursor is no longer honoured, and the snapshot it starts over from
+# leaves the record out (docs/sync.md, "A record that leaves a device's scope").
+record_moves = Table(
+    "record_moves",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", RECORD_ID, nullable=False),
+    Column("from_grid", BigInteger, nullable=False),
+    Column("to_grid", BigInteger, nullable=False),
+)
+
 # A record and the columns derived from its applied ops: form, and the version and
 # grid of its highest-keyed op; parent, repeat group and deletion from the reserved
 # fields; validation flags and review status that the server sets on the merged record.

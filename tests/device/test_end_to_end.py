@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 
 from mobile_schema.client import DeviceClient
 from mobile_schema.errors import NeedsRegistration
-from server import create_app
+from server import create_app, sync_service
 from server import demo as demo_data
 from server.devices import register_device, revoke_device
-from server.models import Device, User
+from server.models import Device, Grid, User
+from server.users import assign_grids
 from sync.store.tables import ops as server_ops
 from tests.device.app_transport import AppTransport
 from tests.device.faults import Faults, Killed, open_faulty
@@ -341,3 +342,50 @@ def test_an_attachment_announcement_matches_its_schema(devices, transport):
     assert reply.status == 201
     assert (reply.body["sha256"], reply.body["exists"]) == (digest, False)
     assert reply.body["method"] == "PUT"
+
+
+def _grid(database, code: str) -> int:
+    with database.session() as session:
+        return session.scalar(select(Grid.id).where(Grid.code == code))
+
+
+def test_a_record_that_leaves_the_scope_leaves_the_phone(devices, world, settings):
+    phone, other = devices("phone"), devices("other", "worker2")
+    mine, theirs = _grid(world, "HP-C1-R1-G1"), _grid(world, "HP-C2-R1-G1")
+    moving = phone.create("household", mine, {"head_name": "王芳"})
+    staying = phone.create("household", mine, {"head_name": "李娜"})
+    phone.sync()
+    assert phone.record(moving) is not None
+    with world.session() as session:  # the admin moves the household to worker2's grid
+        admin = session.scalar(select(User).where(User.username == "admin"))
+        edit = sync_service.Edit(moving, "household", 1, theirs, "notes", "set", "搬家")
+        sync_service.submit_edits(session, admin, [edit], sync_service.rules_for(session, settings))
+        session.commit()
+    report = phone.sync()
+    assert report.snapshot  # the cursor was refused: a record it held left its scope
+    assert phone.record(moving) is None
+    assert phone.record(staying).values == {"head_name": "李娜"}
+    other.sync()
+    assert other.record(moving).values == {"head_name": "王芳", "notes": "搬家"}
+    assert not phone.sync().snapshot  # once is enough
+
+
+def test_a_change_of_grids_brings_the_new_grid_and_drops_the_old(devices, world):
+    phone, other = devices("phone"), devices("other", "worker2")
+    mine, theirs = _grid(world, "HP-C1-R1-G1"), _grid(world, "HP-C2-R1-G1")
+    old = phone.create("household", mine, {"head_name": "王芳"})
+    new = other.create("household", theirs, {"head_name": "李娜"})
+    phone.sync()
+    other.sync()
+    unsent = phone.create("household", mine, {"head_name": "张伟"})
+    with world.session() as session:
+        worker = session.scalar(select(User).where(User.username == "worker1"))
+        assign_grids(session, worker, [session.get(Grid, theirs)])
+        session.commit()
+    report = phone.sync()
+    assert report.snapshot
+    assert phone.record(new).values == {"head_name": "李娜"}
+    assert phone.record(old) is None
+    assert phone.record(unsent) is None  # pushed first, quarantined: no longer its grid
+    assert phone.unsent_count() == 0
+    assert not phone.sync().snapshot

@@ -89,6 +89,18 @@ class Phone:
             if not page["more"]:
                 return changes
 
+    def snapshot_all(self, limit: int | None = None) -> list[dict]:
+        """Start over from a snapshot: pages from cursor 0 until `more` is false."""
+        self.cursor, changes = 0, []
+        while True:
+            query = f"cursor={self.cursor}" + (f"&limit={limit}" if limit else "")
+            response = self.client.get(f"/api/v1/sync/snapshot?{query}", headers=self.headers)
+            page = checked(response, 200, "snapshot_response")
+            self.cursor = page["cursor"]
+            changes.extend(page["changes"])
+            if not page["more"]:
+                return changes
+
     def pull(self, limit: int | None = None, status: int = 200) -> dict:
         query = f"cursor={self.cursor}" + (f"&limit={limit}" if limit else "")
         response = self.client.get(f"/api/v1/sync/pull?{query}", headers=self.headers)

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from server import sync_service
-from server.models import User
+from server.models import Grid, User
+from server.users import assign_grids
 from sync.messages import ReleaseRefused
 from sync.store.tables import conflicts
 from tests.sync.http_support import checked, make_world, phone, record_id
@@ -78,7 +79,50 @@ def test_scope_filters_and_a_record_moving_in_is_sent_whole(client, world):
         "services_given",
     }
     assert {c["grid_id"] for c in arrived} == {theirs}
-    assert supervisor.pull_all() == []  # out of the supervisor's community now
+    # out of the supervisor's community now: its cursor is refused, and the snapshot it
+    # starts over from leaves the record out
+    refused = supervisor.pull(status=410)
+    assert refused["code"] == "cursor_expired"
+    assert "left your scope" in refused["detail"]
+    assert supervisor.snapshot_all() == []
+    assert supervisor.pull_all() == []
+    assert other.pull_all() == []  # worker2's scope only gained the record
+
+
+def test_a_snapshot_page_after_a_record_it_sent_left_the_scope_is_410(client, world):
+    worker, supervisor = phone(client, world, "worker"), phone(client, world, "supervisor")
+    mine, theirs = world.grids["S-C1-R1-G1"], world.grids["S-C2-R1-G1"]
+    first, second = record_id(), record_id()
+    worker.push([worker.op(rid, "people_met", rid, grid=mine) for rid in (first, second)])
+
+    def snapshot_page(cursor: int, status: int = 200) -> dict:
+        response = client.get(
+            f"/api/v1/sync/snapshot?cursor={cursor}&limit=1", headers=supervisor.headers
+        )
+        return checked(response, status, "snapshot_response" if status == 200 else "problem")
+
+    page = snapshot_page(0)
+    assert ([c["record_id"] for c in page["changes"]], page["more"]) == ([first], True)
+    admin = phone(client, world, "admin")  # moves the record just sent out of the community
+    admin.push([admin.op(first, "services_given", "moved", grid=theirs)])
+    assert "left your scope" in snapshot_page(page["cursor"], 410)["detail"]
+    again = snapshot_page(0)  # started over: the record is no longer sent
+    assert [c["record_id"] for c in again["changes"]] == [second]
+    assert snapshot_page(again["cursor"])["more"] is False
+
+
+def test_a_change_of_grids_refuses_the_cursor(client, world, database):
+    worker = phone(client, world, "worker")
+    worker.push([worker.op(record_id(), "people_met", "a", grid=world.grids["S-C1-R1-G1"])])
+    assert len(worker.pull_all()) == 1
+    assert worker.pull()["changes"] == []
+    with database.session() as session:
+        user = session.scalar(select(User).where(User.username == "worker"))
+        assign_grids(session, user, [session.get(Grid, world.grids["S-C2-R1-G1"])])
+        session.commit()
+    assert "grids changed" in worker.pull(status=410)["detail"]
+    assert worker.snapshot_all() == []
+    assert worker.pull()["changes"] == []  # the new scope's cursor holds
 
 
 def test_concurrent_edits_conflict_and_a_supervisor_resolves(client, world, database, settings):

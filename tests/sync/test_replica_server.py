@@ -193,9 +193,16 @@ def test_a_record_entering_the_scope_is_sent_whole(server) -> None:
         ("size", 2),
         ("tags", 2),
     ]
-    # fresh positions after the push's own, in field order
+    # fresh positions after the push's own, in field order; the move takes the next one
     assert [c.position for c in page.changes] == [4, 5, 6]
-    assert server.pull({1}, 3, 100).changes == []
+    assert page.cursor == 7
+    # grid 1 held the record before the move: a cursor from before it is refused there,
+    # and the snapshot it starts over from leaves the record out
+    with pytest.raises(CursorExpired, match="left your scope"):
+        server.pull({1}, 3, 100)
+    assert server.snapshot({1}, 0, 100).changes == []
+    assert server.pull({1}, 7, 100).changes == []
+    assert server.pull({1, 2}, 3, 100).changes  # a scope holding both grids keeps it
 
 
 def test_pull_pages_by_position_and_never_past_the_newest(server) -> None:

@@ -13,7 +13,7 @@ import random
 import pytest
 
 from sync.device_replica import DeviceReplica
-from sync.messages import ReleaseRefused
+from sync.messages import CursorExpired, ReleaseRefused
 from sync.replica import ServerReplica
 from sync.store.server import SqlServer
 from tests.sync.world import BAD_EDITS, RECORDS, VALID_EDITS, check_field, lookup_form
@@ -68,7 +68,15 @@ def drive(sql: SqlServer, ref: ServerReplica, wall: Wall, seed: int, steps: int)
         elif action < 0.95:
             limit = rng.randint(1, 4)
             cursor = cursors[device.device_id]
-            a, b = sql.pull(scope, cursor, limit), ref.pull(scope, cursor, limit)
+            try:
+                b = ref.pull(scope, cursor, limit)
+            except CursorExpired:  # a record left the scope: both refuse, then a snapshot
+                with pytest.raises(CursorExpired):
+                    sql.pull(scope, cursor, limit)
+                device.start_snapshot()
+                a, b = sql.snapshot(scope, 0, 1000), ref.snapshot(scope, 0, 1000)
+            else:
+                a = sql.pull(scope, cursor, limit)
             same_page(a, b)
             cursors[device.device_id] = b.cursor
             device.apply_page(b)

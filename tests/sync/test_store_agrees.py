@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.messages import SyncRefused
+from sync.messages import CursorExpired, SyncRefused
 from sync.ops import Op
 from tests.sync.backends import Agreeing, quick_engine
 from tests.sync.world import BAD_EDITS, GRIDS, RECORDS, VALID_EDITS
@@ -93,10 +93,15 @@ def read_step(data: st.DataObject, server: Agreeing) -> None:
     if data.draw(st.booleans(), label="snapshot"):
         server.snapshot(scope, cursor, limit)
         return
+    if cursor > server.newest():
+        with pytest.raises(CursorExpired, match="ahead of the newest"):
+            server.pull(scope, cursor, limit)
+        return
     try:
         server.pull(scope, cursor, limit)
-    except SyncRefused:
-        assert cursor > server.newest()
+    except CursorExpired:  # a record left the scope after the cursor: both refused
+        assert scope is not None
+        assert cursor > 0
 
 
 @pytest.fixture
