@@ -95,8 +95,8 @@ _PICKED = "record_id, field, value, hlc, device_id, seq, position, FALSE, positi
 # Fields of records that had no state before the batch have no state to win over.
 REGISTER_INSERT = f"INSERT INTO field_state ({STATE_NAMES}) {{source}}"
 REGISTER_MERGE = (
-    f"INSERT INTO field_state ({STATE_NAMES}) {{source}}"
-    " ON CONFLICT (record_id, field) DO UPDATE SET "
+    REGISTER_INSERT
+    + " ON CONFLICT (record_id, field) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name, _ in STATE_COLUMNS[2:] if name != "multi")
     + f" WHERE {wins_over('excluded', 'field_state')} AND NOT field_state.multi"
 )
