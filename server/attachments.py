@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from server.audit.events import Action, record_event
 from server.blobs import BlobNotFound, BlobStore, UploadTarget
 from server.errors import ApiError, ErrorCode
-from server.models import Attachment, AttachmentUploader, User, utcnow
+from server.models import Attachment, AttachmentReference, AttachmentUploader, User, utcnow
 from server.sniff import SNIFF_BYTES, sniff
 
 ALLOWED_TYPES = frozenset(
@@ -226,15 +226,14 @@ def complete(
 
 
 def attachment_grid_ids(session: Session, sha256: str) -> set[int]:
-    """Grids of the records whose fields hold this attachment."""
+    """Grids of the records whose ops named this attachment (`AttachmentReference`)."""
     from sync.store import tables as t
 
-    holder = t.field_state.c.value["sha256"].as_string()
     query = (
         select(t.records.c.grid_id)
         .distinct()
-        .join(t.field_state, t.field_state.c.record_id == t.records.c.record_id)
-        .where(holder == sha256)
+        .join(AttachmentReference, AttachmentReference.record_id == t.records.c.record_id)
+        .where(AttachmentReference.sha256 == sha256)
     )
     return set(session.scalars(query))
 

@@ -29,13 +29,16 @@ from server.settings import Settings
 from sync import hlc as hlc_mod
 from sync import protocol
 from sync.messages import CursorExpired, ReleaseResult, left_scope_message
-from sync.ops import Op
+from sync.ops import Op, StoredOp
 from sync.protocol import Caller, PageReply, PullRequest, PushReply, PushRequest, Rules
 from sync.reasons import Reason, Verdict
 from sync.store import conflict_rows, ingest, positions, reading
 from sync.store.release import release
+from sync.store.sql import insert_rows
 from sync.store.tables import conflicts, records
 
+SHA256_HEX = 64
+NO_DUPLICATES = "ON CONFLICT DO NOTHING"
 # The device a user's server-side edits are made from: one per user, never able to sign in.
 SERVER_DEVICE_NAME = "fieldsync server"
 
@@ -177,9 +180,25 @@ def _after_push(session: Session, device: Device, reply: PushReply) -> None:
         record_push(
             session, device.id, device.user_id, result.stored, received_at=result.received_at
         )
+        _reference_attachments(session, result.stored)
     device.acked_seq = result.acked_seq
     device.last_sync_at = utcnow()
     sync_metrics.count_push(result)
+
+
+def _reference_attachments(session: Session, stored: list[StoredOp]) -> None:
+    """Note the records whose new ops name an attachment (its readers follow the record)."""
+    named = {
+        (value["sha256"], entry.op.record_id)
+        for entry in stored
+        if type(value := entry.op.value) is dict
+        and type(value.get("sha256")) is str
+        and len(value["sha256"]) == SHA256_HEX
+    }
+    if named:
+        columns = (("sha256", "text"), ("record_id", "text"))
+        rows = sorted(named)
+        insert_rows(session.connection(), "attachment_references", columns, rows, NO_DUPLICATES)
 
 
 def pull(

@@ -40,3 +40,46 @@ def test_upgrade_from_empty_is_repeatable(backend, tmp_path, request):
 
 def test_the_migrations_have_one_head():
     assert len(head_revisions()) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_attachment_references_are_backfilled_from_stored_ops(backend, tmp_path, request):
+    from sqlalchemy import insert, select
+
+    from server.models import AttachmentReference
+    from sync.store.tables import ops
+
+    if backend == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    else:
+        database = request.getfixturevalue("empty_postgres")
+    upgrade(database.engine, "0007")
+    photo = {"sha256": "ab" * 32, "size": 10, "content_type": "image/jpeg"}
+    values = [photo, photo, {"sha256": "short"}, "ab" * 32, 3, ["x"], None]
+    rows = [
+        {
+            "position": n,
+            "device_id": "d",
+            "seq": n,
+            "user_id": 1,
+            "record_id": f"record-{n % 2}",
+            "form_id": "household",
+            "form_version": 1,
+            "grid_id": 1,
+            "field": "photo",
+            "kind": "set",
+            "value": value,
+            "hlc": n,
+            "base": 0,
+        }
+        for n, value in enumerate(values, start=1)
+    ]
+    with database.engine.begin() as connection:
+        connection.execute(insert(ops), rows)
+    upgrade(database.engine)
+    with database.engine.connect() as connection:
+        found = connection.execute(
+            select(AttachmentReference.sha256, AttachmentReference.record_id)
+        ).all()
+    assert sorted(found) == [("ab" * 32, "record-0"), ("ab" * 32, "record-1")]
+    database.dispose()

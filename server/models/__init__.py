@@ -1,7 +1,7 @@
 """Every server-side table; importing this package registers them all on `Base.metadata`."""
 
 from server.models.access import SignInThrottle
-from server.models.attachments import Attachment, AttachmentUploader
+from server.models.attachments import Attachment, AttachmentReference, AttachmentUploader
 from server.models.audit import AuditChainHead, AuditEvent, AuditEventGrid
 from server.models.base import Base, utcnow
 from server.models.forms import StoredForm, StoredFormVersion, VersionStatus
@@ -10,6 +10,7 @@ from server.models.review import Comment, Review, ReviewDecision
 
 __all__ = [
     "Attachment",
+    "AttachmentReference",
     "AttachmentUploader",
     "AuditChainHead",
     "AuditEvent",

@@ -30,3 +30,17 @@ class AttachmentUploader(Base):
 
     sha256: Mapped[str] = mapped_column(ForeignKey("attachments.sha256"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+
+
+class AttachmentReference(Base):
+    """A record one of whose ops named this blob: readers of the record's grid may read it.
+
+    Written for every stored op whose value is an attachment (`sync_service`), whatever
+    became of the op, and never deleted: a record's history shows its old values too.
+    No foreign keys: a device may name a blob before uploading it.
+    """
+
+    __tablename__ = "attachment_references"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(36), primary_key=True)
