@@ -24,12 +24,16 @@ def empty_postgres():
     drop_schema(base_url, schema)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_upgrade_from_empty_is_repeatable(backend, tmp_path, request):
-    if backend == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
-    else:
-        database = request.getfixturevalue("empty_postgres")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """A database with no tables at all, on each backend."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("empty_postgres")
+    return Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+
+
+def test_upgrade_from_empty_is_repeatable(empty_database):
+    database = empty_database
     assert current_revisions(database.engine) == set()
     upgrade(database.engine)
     upgrade(database.engine)
@@ -42,17 +46,13 @@ def test_the_migrations_have_one_head():
     assert len(head_revisions()) == 1
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_attachment_references_are_backfilled_from_stored_ops(backend, tmp_path, request):
+def test_attachment_references_are_backfilled_from_stored_ops(empty_database):
     from sqlalchemy import insert, select
 
     from server.models import AttachmentReference
     from sync.store.tables import ops
 
-    if backend == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    else:
-        database = request.getfixturevalue("empty_postgres")
+    database = empty_database
     upgrade(database.engine, "0007")
     photo = {"sha256": "ab" * 32, "size": 10, "content_type": "image/jpeg"}
     values = [photo, photo, {"sha256": "short"}, "ab" * 32, 3, ["x"], None]

@@ -13,18 +13,15 @@ branch_labels = None
 depends_on = None
 
 
-def _code_point(length: int) -> sa.String:
-    # Ids compare by code point: PostgreSQL needs the "C" collation.
-    return sa.String(length=length).with_variant(
-        sa.String(length=length, collation="C"), "postgresql"
-    )
+# Record ids compare by code point: PostgreSQL needs the "C" collation (as in 0003).
+RECORD_ID = sa.String(length=36).with_variant(sa.String(length=36, collation="C"), "postgresql")
 
 
 def upgrade() -> None:
     op.create_table(
         "record_moves",
         sa.Column("position", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("record_id", _code_point(36), nullable=False),
+        sa.Column("record_id", RECORD_ID, nullable=False),
         sa.Column("from_grid", sa.BigInteger(), nullable=False),
         sa.Column("to_grid", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("position", name=op.f("pk_record_moves")),
