@@ -147,23 +147,22 @@ def digest_rows(rows: Iterable[Sequence[Any]]) -> RangeDigest:
     """Hash `ops` rows (COVERED order, in seq order) as written, without reading them back.
 
     Each row's line is `chain.op_line` of its values, written out here because this
-    runs for every op of every push (a test holds the two to the same text). Only for
-    rows as a backend keeps them verbatim: PostgreSQL's json column holds each value's
-    text as sent, and its timestamps hold the microseconds `format_time` prints.
+    runs for every op of every push (a test holds the two to the same text); the
+    texts a push repeats (device, form, record, field, kind, time) are framed once.
+    Only for rows as a backend keeps them verbatim: PostgreSQL's json column holds
+    each value's text as sent, and its timestamps hold the microseconds `format_time`
+    prints.
     """
     digest, count, grids = new_ops_digest(), 0, set()
-    times: dict[Any, str] = {}
+    framed, times = _Framed(), _Times()
     lines: list[str] = []
     for row in rows:
         (position, device, seq, user, record, form, version, grid, field, kind) = row[:10]
         value, hlc, base, reason, detail, received = row[10:]
-        at = times.get(received)
-        if at is None:
-            at = times[received] = format_time(received)
         lines.append(
-            f"{position}|{len(device)}:{device}|{seq}|{user}|{len(record)}:{record}|"
-            f"{len(form)}:{form}|{version}|{grid}|{len(field)}:{field}|{len(kind)}:{kind}|"
-            f"{_framed(value)}|{hlc}|{base}|{_framed(reason)}|{_framed(detail)}|{at}|\n"
+            f"{position}|{framed[device]}|{seq}|{user}|{framed[record]}|{framed[form]}|"
+            f"{version}|{grid}|{framed[field]}|{framed[kind]}|{_framed(value)}|{hlc}|{base}|"
+            f"{framed[reason]}|{framed[detail]}|{times[received]}|\n"
         )
         grids.add(grid)
         count += 1
@@ -172,6 +171,22 @@ def digest_rows(rows: Iterable[Sequence[Any]]) -> RangeDigest:
             lines.clear()
     digest.update("".join(lines).encode())
     return RangeDigest(count, digest.hexdigest(), grids)
+
+
+class _Framed(dict):
+    """Each text's `_framed` form, made on first use."""
+
+    def __missing__(self, text: str | None) -> str:
+        self[text] = made = _framed(text)
+        return made
+
+
+class _Times(dict):
+    """Each time's `format_time` text, made on first use."""
+
+    def __missing__(self, moment: Any) -> str:
+        self[moment] = made = format_time(moment)
+        return made
 
 
 def _framed(text: str | None) -> str:

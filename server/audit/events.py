@@ -226,7 +226,9 @@ def record_push(
     op_range = OpRange(device_id, low, high)
     connection = session.connection()
     if received_at is not None and _kept_verbatim(connection.dialect.name, ops):
-        rows = sorted((op_row(entry, user_id, received_at) for entry in ops), key=_seq_of)
+        rows = [op_row(entry, user_id, received_at) for entry in ops]
+        if seqs != sorted(seqs):  # a push stores its ops in seq order already
+            rows.sort(key=_seq_of)
         found = digest_rows(rows)
     else:
         found = digest_range(connection, op_range)

@@ -83,3 +83,24 @@ def test_a_push_hash_is_what_verify_reads_back(client, world, database, extra):
         read_back = digest_range(connection, OpRange(device_id, 1, len(ops)))
     assert details["count"] == read_back.count == len(ops)
     assert details["ops_hash"] == read_back.ops_hash
+
+
+def test_stored_ops_out_of_seq_order_hash_as_in_order(database):
+    from server.audit import record_push
+    from sync.ops import Op, StoredOp
+
+    device = "00000000-0000-4000-a000-000000000001"
+    record = "00000000-0000-4000-8000-000000000001"
+    entries = [
+        StoredOp(Op(device, seq, record, "household", 1, 1, "f", "set", seq, seq, 0), seq)
+        for seq in range(1, 6)
+    ]
+    at = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)
+    with database.session() as session:
+        events = [
+            record_push(session, device, 1, ordered, received_at=at)
+            for ordered in (entries, entries[::-1])
+        ]
+        hashes = {json.loads(event.details_json)["ops_hash"] for event in events}
+        session.rollback()
+    assert len(hashes) == 1
