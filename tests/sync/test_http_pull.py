@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from server import sync_service
+from server.grids import move_grid
 from server.models import Grid, User
 from server.users import assign_grids
 from sync.messages import ReleaseRefused
@@ -123,6 +124,19 @@ def test_a_change_of_grids_refuses_the_cursor(client, world, database):
     assert "grids changed" in worker.pull(status=410)["detail"]
     assert worker.snapshot_all() == []
     assert worker.pull()["changes"] == []  # the new scope's cursor holds
+
+
+def test_a_grid_moved_under_a_supervisor_brings_its_records(client, world, database):
+    worker2, supervisor = phone(client, world, "worker2"), phone(client, world, "supervisor")
+    rid = record_id()
+    worker2.push([worker2.op(rid, "people_met", "a", grid=world.grids["S-C2-R1-G1"])])
+    assert supervisor.pull_all() == []  # community 2 is not the supervisor's
+    with database.session() as session:  # compound 2 moves into community 1
+        compound, community = (session.get(Grid, world.grids[c]) for c in ("S-C2-R1", "S-C1"))
+        move_grid(session, compound, community)
+        session.commit()
+    assert "grids changed" in supervisor.pull(status=410)["detail"]
+    assert [c["record_id"] for c in supervisor.snapshot_all()] == [rid]
 
 
 def test_concurrent_edits_conflict_and_a_supervisor_resolves(client, world, database, settings):
