@@ -10,6 +10,10 @@ push; push times are medians.
     python bench/ingest.py [--backend sqlite|postgresql|both] [--pushes N] [--ops N] [--json]
 
 `--ops 1000000` ingests a million ops and reports the process's peak memory.
+`round_ms` is the wall time of one round (A's push and B's), `client_cpu_ms` the CPU
+this process spent on it and `server_cpu_ms` that of the PostgreSQL server process
+serving it (SQLite runs inside this process): where their sum passes the wall time,
+the two overlapped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import gc
 import itertools
 import json
+import os
 import resource
 import statistics
 import sys
@@ -75,11 +80,49 @@ def slots():
             yield record_id, name, kind
 
 
-def push(database, world, device: Device, wire_ops: list[dict]):
+class CpuMeter:
+    """CPU seconds the pushes took: this process's, and on PostgreSQL the server
+    process's serving each push (read from /proc: the server runs on this machine).
+    Their sum against the wall time tells how much of the work overlapped."""
+
+    def __init__(self) -> None:
+        self.client = 0.0
+        self.server: float | None = 0.0
+        self._started: tuple[float, float | None] = (0.0, None)
+        self._pid: int | None = None
+
+    def start(self, connection) -> None:
+        raw = connection.connection.driver_connection
+        self._pid = raw.info.backend_pid if connection.dialect.name == "postgresql" else None
+        self._started = (time.process_time(), self._server_seconds())
+
+    def stop(self) -> None:
+        client, server = self._started
+        self.client += time.process_time() - client
+        now = self._server_seconds()
+        if server is None or now is None or self.server is None:
+            self.server = None
+        else:
+            self.server += now - server
+
+    def _server_seconds(self) -> float | None:
+        if self._pid is None:
+            return None
+        try:
+            with open(f"/proc/{self._pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # the server runs elsewhere
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def push(database, world, device: Device, wire_ops: list[dict], meter: CpuMeter | None = None):
     """One push through the protocol handler, committed; (reply, seconds)."""
     settings = Settings()
     started = time.perf_counter()
     with database.sessions() as session:
+        if meter is not None:
+            meter.start(session.connection())
         rules = sync_service.rules_for(session, settings, world.known)
         caller = protocol.Caller(device.id, world.user_id, [world.grid_id])
         reply = protocol.push(
@@ -90,6 +133,8 @@ def push(database, world, device: Device, wire_ops: list[dict]):
             lambda named: {world.grid_id} & named,
         )
         session.commit()
+        if meter is not None:
+            meter.stop()
     return reply, time.perf_counter() - started + checkpoint_seconds(database)
 
 
@@ -178,6 +223,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
         first_times: list[float] = []
         first_push: list[dict] | None = None
         position = 0
+        meter = CpuMeter()
         for round_no in itertools.count():
             if total_ops is None and round_no >= pushes:
                 break
@@ -200,7 +246,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
                 for op in a_ops[::CONCURRENT_SHARE]
             ]
             for device, wire in ((a, a_ops), (b, b_ops)):
-                reply, seconds = push(database, world, device, wire)
+                reply, seconds = push(database, world, device, wire, meter)
                 assert reply.result.applied == len(wire), reply.result.quarantined[:3]
                 elapsed += seconds
                 sent += len(wire)
@@ -220,6 +266,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
             assert dup_reply.result.duplicate == len(first_push)
             duplicate_times.append(dup_seconds)
     ops_per_s = sent / elapsed
+    rounds = len(first_times)
     baseline_rate = copied / baseline
     first_s = statistics.median(first_times)
     duplicate_s = statistics.median(duplicate_times)
@@ -236,6 +283,10 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
         "duplicate_push_s": round(duplicate_s, 4),
         "duplicate_speedup": round(first_s / duplicate_s, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # per 5,000-op push of device A and its concurrent edits, like `seconds`
+        "round_ms": round(1000 * elapsed / rounds, 1),
+        "client_cpu_ms": round(1000 * meter.client / rounds, 1),
+        "server_cpu_ms": None if meter.server is None else round(1000 * meter.server / rounds, 1),
     }
 
 
@@ -272,6 +323,9 @@ def main() -> None:
         "duplicate_speedup",
         "conflicts",
         "peak_rss_mb",
+        "round_ms",
+        "client_cpu_ms",
+        "server_cpu_ms",
     )
     print(" | ".join(f"{name:>12}" for name in header))
     for result in results:
