@@ -81,6 +81,8 @@ def list_query(scope: Scope, session: Session, filters: Mapping[str, Any]):
         query = query.where(r.c.deleted.is_(False))
     if "parent" in filters:
         query = query.where(r.c.parent_id == filters["parent"])
+    elif "group" in filters:  # the rows of one repeat, under any parent
+        query = query.where(r.c.repeat_group == filters["group"])
     elif not filters.get("include_children"):
         query = query.where(r.c.parent_id.is_(None))
     if "form" in filters:

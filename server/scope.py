@@ -43,6 +43,10 @@ class Scope:
             return false()
         return or_(*[Grid.path.startswith(path) for path in self.roots])
 
+    def root_ids(self) -> list[int]:
+        """The ids of the scope's root grids (the last step of each path)."""
+        return [int(path.rstrip("/").rsplit("/", 1)[-1]) for path in self.roots]
+
     def contains_path(self, path: str) -> bool:
         """True when the grid with this materialised path is in the scope."""
         return self.everything or any(path.startswith(root) for root in self.roots)

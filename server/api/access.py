@@ -125,6 +125,7 @@ RULES: dict[str, Rule] = {
     # records and review
     "records.list_records": user(ALL),
     "records.get_record": user(ALL, "record"),
+    "records.export_records": user(STAFF),
     "review.edit_record": user(STAFF, "record"),
     "review.review_record": user(STAFF, "record"),
     "review.comment_record": user(LEADERS, "record"),

@@ -28,8 +28,15 @@ def _hlc() -> str:
     return f"{(int(time.time() * 1000) << 16) + next(_counter):016x}"
 
 
-def push(world: World, settings, device_id: str, edits: list[tuple[str, str, int, Any]], base=0):
-    """Push (record_id, field, grid_id, value) sets from a device; the wire reply."""
+def push(
+    world: World,
+    settings,
+    device_id: str,
+    edits: list[tuple[str, str, int, Any]],
+    base=0,
+    kind="set",
+):
+    """Push (record_id, field, grid_id, value) ops of one kind from a device; the reply."""
     from server.sync_service import push as push_ops
     from server.sync_service import rules_for, warm
 
@@ -46,7 +53,7 @@ def push(world: World, settings, device_id: str, edits: list[tuple[str, str, int
                     "form_version": 1,
                     "grid_id": grid_id,
                     "field": field,
-                    "kind": "set",
+                    "kind": kind,
                     "value": value,
                     "hlc": _hlc(),
                     "base": base,
