@@ -1,3 +1,4 @@
+import json
 import secrets
 
 import pytest
@@ -82,4 +83,29 @@ def test_attachment_references_are_backfilled_from_stored_ops(empty_database):
             select(AttachmentReference.sha256, AttachmentReference.record_id)
         ).all()
     assert sorted(found) == [("ab" * 32, "record-0"), ("ab" * 32, "record-1")]
+    database.dispose()
+
+
+def test_an_upgrade_from_the_command_line_is_on_the_audit_trail(empty_database, tmp_path):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from server.cli import cli
+    from server.models import AuditEvent
+
+    database = empty_database
+    upgrade(database.engine, "0007")
+    env = {
+        "FIELDSYNC_DATABASE_URL": database.engine.url.render_as_string(hide_password=False),
+        "FIELDSYNC_VAR_DIR": str(tmp_path / "var"),
+    }
+    for _ in range(2):  # the second finds nothing to do and records nothing
+        result = CliRunner().invoke(cli, ["db", "upgrade"], env=env)
+        assert result.exit_code == 0, result.output
+    with database.engine.connect() as connection:
+        events = connection.execute(select(AuditEvent.action, AuditEvent.details)).all()
+    head = sorted(head_revisions())
+    assert [(action, json.loads(details)) for action, details in events] == [
+        ("admin.changed", {"schema": {"old": ["0007"], "new": head}})
+    ]
     database.dispose()

@@ -15,10 +15,17 @@ def db() -> None:
 @db.command("upgrade")
 @pass_context
 def db_upgrade(context: Context) -> None:
-    """Create or migrate the database to the newest schema."""
-    from server.migrate import head_revisions, upgrade
+    """Create or migrate the database to the newest schema (an `admin.changed` event)."""
+    from server.audit import Action, record_event
+    from server.migrate import current_revisions, head_revisions, upgrade
 
+    before = sorted(current_revisions(context.database.engine))
     upgrade(context.database.engine)
+    after = sorted(current_revisions(context.database.engine))
+    if after != before:
+        with context.database.session() as session:
+            details = {"schema": {"old": before, "new": after}}
+            record_event(session, Action.ADMIN_CHANGED, "database", None, details)
     click.echo(f"database at {', '.join(sorted(head_revisions()))}")
 
 
