@@ -57,13 +57,9 @@ def wall_millis() -> int:
     return time.time_ns() // 1_000_000
 
 
-def is_ahead(hlc: int, server_millis: int, max_skew_ms: int) -> bool:
-    """Whether an HLC is further ahead of the server's wall clock than allowed."""
-    return hlc >= ahead_from(server_millis, max_skew_ms)
-
-
 def ahead_from(server_millis: int, max_skew_ms: int) -> int:
-    """The lowest HLC whose milliseconds lie more than `max_skew_ms` past the server's."""
+    """The lowest HLC whose milliseconds lie more than `max_skew_ms` past the server's:
+    an op stamped at or above it is too far ahead of the server's clock."""
     return (server_millis + max_skew_ms + 1) << COUNTER_BITS
 
 

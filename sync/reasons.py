@@ -59,7 +59,7 @@ class Gate:
     scope: Collection[int] | None  # the device user's grids with sub-grids; None: all
     server_millis: int  # see `server_millis`: fixed for the whole push
     max_skew_ms: int = 600_000
-    ahead_from: int = field(init=False)  # the lowest HLC that `hlc.is_ahead`
+    ahead_from: int = field(init=False)  # the lowest HLC too far ahead (`hlc.ahead_from`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ahead_from", hlc.ahead_from(self.server_millis, self.max_skew_ms))

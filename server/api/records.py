@@ -21,21 +21,26 @@ TAGS = ("records",)
 REVIEW_STATES = ("pending", *(str(decision) for decision in ReviewDecision))
 
 
-class RecordsQuery(Schema):
-    form = fields.String(metadata={"description": "Only records of this form."})
+class RecordFilters(Schema):
+    """The filters the records list and the export share."""
+
     grid = fields.Integer(metadata={"description": "Only records in this grid's subtree."})
     review = fields.String(validate=validate.OneOf(REVIEW_STATES))
+    since = fields.AwareDateTime(metadata={"description": "Changed at or after (RFC 3339)."})
+    until = fields.AwareDateTime(metadata={"description": "Changed before (RFC 3339)."})
+    include_deleted = fields.Boolean(load_default=False)
+
+
+class RecordsQuery(RecordFilters):
+    form = fields.String(metadata={"description": "Only records of this form."})
     flagged = fields.Boolean(metadata={"description": "With (true) or without validation flags."})
     has_conflicts = fields.Boolean(metadata={"description": "With (true) or without open ones."})
     author = fields.Integer(metadata={"description": "Records this user's ops touched."})
-    since = fields.AwareDateTime(metadata={"description": "Changed at or after (RFC 3339)."})
-    until = fields.AwareDateTime(metadata={"description": "Changed before (RFC 3339)."})
     q = fields.String(
         validate=validate.Length(1, 200), metadata={"description": "Text in any text field."}
     )
     parent = fields.String(metadata={"description": "Only the child rows of this record."})
     include_children = fields.Boolean(load_default=False)
-    include_deleted = fields.Boolean(load_default=False)
     sort = fields.String(load_default="-changed", validate=validate.OneOf(list(SORTS)))
     after = fields.String(metadata={"description": "The `next` cursor of the previous page."})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
@@ -44,7 +49,7 @@ class RecordsQuery(Schema):
 EXPORT_CHOICES = ("form", "version", "group")  # what to export; the other keys filter
 
 
-class ExportQuery(Schema):
+class ExportQuery(RecordFilters):
     form = fields.String(required=True, metadata={"description": "The form to export."})
     version = fields.Integer(
         metadata={"description": "The version whose fields make the columns (newest published)."}
@@ -52,11 +57,6 @@ class ExportQuery(Schema):
     group = fields.String(
         metadata={"description": "A repeat: export its rows, with their parent's id."}
     )
-    grid = fields.Integer(metadata={"description": "Only records in this grid's subtree."})
-    review = fields.String(validate=validate.OneOf(REVIEW_STATES))
-    since = fields.AwareDateTime(metadata={"description": "Changed at or after (RFC 3339)."})
-    until = fields.AwareDateTime(metadata={"description": "Changed before (RFC 3339)."})
-    include_deleted = fields.Boolean(load_default=False)
 
 
 class RecordOut(Schema):
