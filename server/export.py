@@ -26,7 +26,7 @@ from server.db import Database
 from server.records import encode_cursor, list_query
 from server.scope import Scope
 from sync.store import tables as t
-from sync.store.inbox import timestamp
+from sync.store.sql import timestamp
 
 PAGE = 500
 BOM = "\ufeff"

@@ -175,11 +175,14 @@ def push(
     """Store a push in the caller's transaction; raises SeqGap, SeqReuse, MalformedRequest."""
     contents = parse_contents(caller.device_id, request.ops, request.plain)
     # A retry after a lost reply is compared as it came, before any op object is built.
-    pushed = ingest.resend(connection, caller.device_id, contents, rules)
+    acked = ingest.acked_seq(connection, caller.device_id, plan=True)
+    pushed = ingest.resend(connection, caller.device_id, contents, rules, acked)
     if pushed is None:
         sent = [Op(caller.device_id, *content) for content in contents]
         allowed = writable_grids({op.grid_id for op in sent})
-        pushed = ingest.push(connection, caller.device_id, caller.user_id, sent, allowed, rules)
+        pushed = ingest.push(
+            connection, caller.device_id, caller.user_id, sent, allowed, rules, acked=acked
+        )
     return PushReply(pushed.result, pushed.conflicts)
 
 

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, select, tuple_
 from sync import hlc as hlc_mod
 from sync.conflicts import Conflict, collide, resolves
 from sync.ops import SET, Op, OpStatus, StoredOp
-from sync.store.inbox import timestamp
 from sync.store.sql import (
     APPLIED,
     bulk_insert,
@@ -28,6 +27,7 @@ from sync.store.sql import (
     pg_array,
     sqlite_value,
     stored_time,
+    timestamp,
     update_rows,
 )
 from sync.store.tables import conflicts, ops

@@ -1,4 +1,9 @@
-"""The inbox: items for a user's devices about their records, added in bulk, read in order."""
+"""The inbox: items for a user's devices about their records, added in bulk, read in order.
+
+A conflict's item stores only the conflict's id: reading the inbox describes it as it
+is then (`conflict_rows.describe`), so a device sees whether it is still open and the
+push that found it writes a few bytes per conflict instead of both sides' values.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from sync.store.sql import bulk_insert, now, stored_time
+from sync.store.conflict_rows import describe
+from sync.store.sql import bulk_insert, now, stored_time, timestamp
 from sync.store.tables import inbox
 
 KINDS = ("conflict", "quarantine", "review", "comment", "reminder")
@@ -49,6 +55,16 @@ def add_items(
     return len(rows)
 
 
+def conflict_items(described: Iterable[dict[str, Any]]) -> list[Item]:
+    """An item per conflict (in wire form) for each user whose op is a side of it."""
+    items = []
+    for conflict in described:
+        users = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
+        named = {"conflict_id": conflict["conflict_id"]}
+        items.extend(Item(user, "conflict", conflict["record_id"], named) for user in users)
+    return items
+
+
 def read_items(
     connection: Connection, user_id: int, after: int = 0, limit: int = 100
 ) -> tuple[list[dict[str, Any]], bool]:
@@ -59,21 +75,20 @@ def read_items(
         .order_by(inbox.c.id)
         .limit(limit + 1)
     ).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    named = [row.payload["conflict_id"] for row in rows if row.kind == "conflict"]
+    conflicts = {conflict["conflict_id"]: conflict for conflict in describe(connection, named)}
     items = [
         {
             "id": row.id,
             "kind": row.kind,
             "record_id": row.record_id,
             "created_at": timestamp(row.created_at),
-            "payload": row.payload,
+            "payload": (
+                conflicts[row.payload["conflict_id"]] if row.kind == "conflict" else row.payload
+            ),
         }
-        for row in rows[:limit]
+        for row in rows
     ]
-    return items, len(rows) > limit
-
-
-def timestamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC; SQLite hands back UTC without its offset."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return items, more

@@ -21,16 +21,17 @@ from sync.messages import PushResult, QuarantinedOp
 from sync.ops import Op, OpStatus, StoredOp
 from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
 from sync.store import conflict_rows, positions
-from sync.store.inbox import Item, add_items
+from sync.store.inbox import Item, add_items, conflict_items
 from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
 from sync.store.seqs import Content, check_all_stored, content_of, split_new
 from sync.store.sql import (
+    PLAN_WITH_PARAMETERS,
     bulk_insert,
     driver_sql,
     encode_json,
     in_param,
+    is_postgres,
     now,
-    plan_with_parameters,
     stored_time,
 )
 from sync.store.tables import ops, record_forms
@@ -100,19 +101,26 @@ def push(
     sent: list[Op],
     scope: Collection[int] | None,
     rules: Rules,
+    *,
+    acked: int | None = None,
 ) -> Pushed:
-    """Store one push; raises SeqReuse or SeqGap before anything is written."""
+    """Store one push; raises SeqReuse or SeqGap before anything is written.
+
+    `acked` is the device's ack when the caller has just read it (`acked_seq` with
+    `plan`) and found a seq above it: the push then goes straight to the counter lock.
+    """
     sent = sorted(sent, key=_by_seq)
     for op in sent:
         if op.device_id != device_id:
             raise ValueError("every op of a push belongs to the pushing device")
         if op.hlc > MAX_STORED_HLC:
             raise ValueError("an HLC above 2^63 - 1 cannot be stored")
-    plan_with_parameters(connection)
-    if sent and sent[-1].seq <= acked_seq(connection, device_id):
-        resent = resend(connection, device_id, [content_of(op) for op in sent], rules)
-        assert resent is not None  # all seqs are stored: nothing else can have removed one
-        return resent
+    if acked is None:
+        acked = acked_seq(connection, device_id, plan=True)
+        if sent and sent[-1].seq <= acked:
+            resent = resend(connection, device_id, [content_of(op) for op in sent], rules, acked)
+            assert resent is not None  # all seqs are stored: nothing else can remove one
+            return resent
 
     counter = positions.lock(connection)
     acked = acked_seq(connection, device_id)  # again, now that concurrent pushes are done
@@ -161,15 +169,20 @@ def push(
 
 
 def resend(
-    connection: Connection, device_id: str, sent: list[Content], rules: Rules
+    connection: Connection,
+    device_id: str,
+    sent: list[Content],
+    rules: Rules,
+    acked: int | None = None,
 ) -> Pushed | None:
     """A push whose seqs are all stored (a retry after a lost reply): compared with the
     stored ops and answered without the counter lock; None when it holds a new seq.
 
-    Raises SeqReuse. Works on op contents, so a retry never builds op objects.
+    Raises SeqReuse. Works on op contents, so a retry never builds op objects. `acked`
+    as in `push`, when the caller has read it.
     """
-    plan_with_parameters(connection)
-    acked = acked_seq(connection, device_id)
+    if acked is None:
+        acked = acked_seq(connection, device_id, plan=True)
     if not sent or max(content[0] for content in sent) > acked:
         return None
     check_all_stored(connection, device_id, sent)
@@ -178,9 +191,15 @@ def resend(
     return Pushed(PushResult(acked, 0, len(sent), [], [], server_hlc))
 
 
-def acked_seq(connection: Connection, device_id: str) -> int:
-    """The device's highest stored seq (seqs are gap-free, so this is its ack)."""
-    statement = driver_sql(connection, "SELECT max(seq) FROM ops WHERE device_id = ?")
+def acked_seq(connection: Connection, device_id: str, *, plan: bool = False) -> int:
+    """The device's highest stored seq (seqs are gap-free, so this is its ack).
+
+    With `plan`, the same statement does `sql.plan_with_parameters` for the transaction.
+    """
+    if plan and is_postgres(connection):
+        statement = f"SELECT max(seq), {PLAN_WITH_PARAMETERS} FROM ops WHERE device_id = %s"  # noqa: S608
+    else:
+        statement = driver_sql(connection, "SELECT max(seq) FROM ops WHERE device_id = ?")
     return connection.exec_driver_sql(statement, (device_id,)).scalar() or 0
 
 
@@ -286,7 +305,4 @@ def _notify(
 ) -> None:
     """Inbox items: each quarantined op for its user, each conflict for both sides' users."""
     items = [Item(user_id, "quarantine", q.record_id, q.to_wire()) for q in quarantined]
-    for conflict in conflicts:
-        users = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
-        items.extend(Item(user, "conflict", conflict["record_id"], conflict) for user in users)
-    add_items(connection, items, moment)
+    add_items(connection, items + conflict_items(conflicts), moment)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select, tuple_
 from sync.messages import ReleaseRefused, ReleaseResult
 from sync.reasons import NOT_RELEASABLE
 from sync.store import conflict_rows, positions
-from sync.store.inbox import Item, add_items
+from sync.store.inbox import add_items, conflict_items
 from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
 from sync.store.sql import now, plan_with_parameters
 from sync.store.tables import op_releases, ops
@@ -74,9 +74,5 @@ def release(
     counter.hlc = max(counter.hlc, highest)
     counter.applied_hlc = max(counter.applied_hlc, highest)
     positions.save(connection, counter)
-    items = []
-    for conflict in described:
-        concerned = sorted({side["user_id"] for side in conflict["values"] if side["user_id"]})
-        items.extend(Item(user, "conflict", conflict["record_id"], conflict) for user in concerned)
-    add_items(connection, items, moment)
+    add_items(connection, conflict_items(described), moment)
     return ReleaseResult(released, found), described

@@ -154,6 +154,7 @@ def test_concurrent_edits_conflict_and_a_supervisor_resolves(client, world, data
             client.get("/api/v1/sync/inbox", headers=device.headers), 200, "inbox_response"
         )["items"]
         assert [item["kind"] for item in items] == ["conflict"]
+        assert items[0]["payload"] == conflict
     with database.session() as session:
         user = session.scalar(select(User).where(User.username == "supervisor"))
         rules = sync_service.rules_for(session, settings)
@@ -164,6 +165,10 @@ def test_concurrent_edits_conflict_and_a_supervisor_resolves(client, world, data
         assert resolved.conflicts == []
     with database.engine.connect() as connection:
         assert connection.scalar(select(conflicts.c.status)) == "resolved"
+    # The item names the conflict: the inbox shows it as it is now.
+    (item,) = client.get("/api/v1/sync/inbox", headers=worker.headers).get_json()["items"]
+    assert item["payload"]["conflict_id"] == conflict["conflict_id"]
+    assert item["payload"]["status"] == "resolved"
     (change,) = [c for c in worker.pull_all() if c["field"] == "people_met"]
     assert change["value"] == "王芳 (checked)"
 
