@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from sync.merge import ChoiceSet, Removals
-from sync.ops import DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
+from sync.ops import ADD, DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
 from sync.store.positions import Counter
 from sync.store.sql import (
     bulk_insert,
@@ -327,7 +327,8 @@ def _merge_registers(
 def _merge_choice_sets(
     connection: Connection, choice_ops: list[StoredOp], known: set[str]
 ) -> dict[Slot, int]:
-    """Apply adds and removes through `ChoiceSet`, then write back what changed."""
+    """Apply adds and removes through `ChoiceSet` (a new record's fields given adds only
+    directly), then write back what changed."""
     by_slot: dict[Slot, list[StoredOp]] = {}
     for stored in choice_ops:
         by_slot.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
@@ -346,6 +347,21 @@ def _merge_choice_sets(
     old_states: list[tuple] = []
     touched: dict[Slot, int] = {}
     for slot, batch_ops in by_slot.items():
+        last = batch_ops[-1].position
+        touched[slot] = last
+        if slot[0] not in known and all(stored.op.kind == ADD for stored in batch_ops):
+            # A new record's field given adds only: every add is a live tag, the
+            # highest-keyed one the top (what `ChoiceSet` would find, without it).
+            top = batch_ops[0] if len(batch_ops) == 1 else max(batch_ops, key=_op_key)
+            for stored in batch_ops:
+                op = stored.op
+                new_tags.append((*slot, op.value, stored.position, op.device_id, op.seq))
+            value = sorted({stored.op.value for stored in batch_ops})
+            head = top.op
+            new_states.append(
+                (*slot, value, head.hlc, head.device_id, head.seq, top.position, True, last)
+            )
+            continue
         choices = sets.get(slot)
         if choices is None:
             choices = ChoiceSet()
@@ -368,13 +384,16 @@ def _merge_choice_sets(
         top_position = tops.get(slot, 0)
         if choices.top != top_before:
             top_position = next(s.position for s in batch_ops if s.op.key == choices.top)
-        touched[slot] = batch_ops[-1].position
         top = choices.top
         assert top is not None
-        state = (*slot, choices.value(), top[0], top[1], top[2], top_position, True, touched[slot])
+        state = (*slot, choices.value(), top[0], top[1], top[2], top_position, True, last)
         (old_states if slot in sets else new_states).append(state)
     _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states)
     return touched
+
+
+def _op_key(stored: StoredOp) -> tuple[int, str, int]:
+    return stored.op.key
 
 
 def _tag_positions(choices: ChoiceSet) -> dict[tuple[str, tuple[str, int]], int]:
