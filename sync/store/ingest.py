@@ -140,14 +140,14 @@ def push(
         # One device's ops never conflict with each other, so only ops on records that
         # held other ops before can take part in a conflict.
         known = effect.known
-        candidates = [entry for entry in applied if entry.op.record_id in known]
+        candidates = [entry for entry in applied if entry.op.record_id in known] if known else []
         if candidates:
             users = {entry.position: user_id for entry in candidates}
             span = (stored[0].position, stored[-1].position)
             found, described = conflict_rows.detect(
                 connection, candidates, moment, users, span=span
             )
-        highest = max(entry.op.hlc for entry in applied)
+        highest = effect.highest_hlc
         counter.hlc = max(counter.hlc, highest)
         counter.applied_hlc = max(counter.applied_hlc, highest)
     clock = hlc_mod.Clock(rules.wall, counter.hlc)

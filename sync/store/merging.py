@@ -144,6 +144,7 @@ class Effect:
     known: set[str] = field(default_factory=set)  # records that had state before the batch
     registers: set[Slot] = field(default_factory=set)  # registers whose winner changed
     sets: dict[Slot, int] = field(default_factory=dict)  # multi-selects touched: top position
+    highest_hlc: int = 0  # the highest HLC among the batch's ops
 
 
 def merge_batch(
@@ -159,7 +160,9 @@ def merge_batch(
     effect = Effect()
     if not applied:
         return effect
-    heads = _record_heads(applied)
+    survey = _survey(applied)
+    heads = survey.heads
+    effect.highest_hlc = survey.highest_hlc
     before = _record_keys(connection, list(heads))
     effect.known = set(before)
     for rid, (grid_id, key) in sorted(before.items()):
@@ -167,18 +170,20 @@ def merge_batch(
         if best.grid_id != grid_id and (best.hlc, best.device_id, best.seq) > key:
             effect.moved[rid] = (grid_id, best.grid_id)
     _merge_records(connection, heads, effect.known, moment)
-    register_slots = [(s.op.record_id, s.op.field) for s in applied if s.op.kind == SET]
-    if register_slots:
+    if survey.registers:
         # Without two ops on one field, the batch's best op per field is its only op.
-        ranked = len(set(register_slots)) < len(register_slots)
-        touched = {rid for rid, _ in register_slots}
+        touched = {rid for rid, _ in survey.registers}
         effect.registers = _merge_registers(
-            connection, batch, report_registers, ranked, touched & effect.known, touched
+            connection,
+            batch,
+            report_registers,
+            survey.repeated,
+            touched & effect.known,
+            touched,
         )
-    choice_ops = [stored for stored in applied if stored.op.kind != SET]
-    if choice_ops:
-        effect.sets = _merge_choice_sets(connection, choice_ops, effect.known)
-    _derive_reserved(connection, applied)
+    if survey.choice_ops:
+        effect.sets = _merge_choice_sets(connection, survey.choice_ops, effect.known)
+    _derive_reserved(connection, sorted(survey.derived))
     return effect
 
 
@@ -218,20 +223,47 @@ def fields_of(connection: Connection, record_ids: Iterable[str]) -> list[Slot]:
     return [(rid, name) for rid, name in connection.exec_driver_sql(statement, (parameter,))]
 
 
-def _record_heads(applied: list[StoredOp]) -> dict[str, list[Any]]:
-    """Per record: the batch's highest-keyed op, its first and its last position."""
-    heads: dict[str, list[Any]] = {}
+@dataclass(slots=True)
+class Survey:
+    """What one pass over a batch's applied ops finds for the merge."""
+
+    # per record: the highest-keyed op, its first and its last position
+    heads: dict[str, list[Any]] = field(default_factory=dict)
+    registers: set[Slot] = field(default_factory=set)  # the fields given a set
+    repeated: bool = False  # whether some field is given two sets
+    choice_ops: list[StoredOp] = field(default_factory=list)  # adds and removes
+    derived: set[str] = field(default_factory=set)  # records given a reserved field
+    highest_hlc: int = 0
+
+
+def _survey(applied: list[StoredOp]) -> Survey:
+    """One pass over the batch (in position order), for every part of the merge."""
+    survey = Survey()
+    heads, registers, choice_ops = survey.heads, survey.registers, survey.choice_ops
+    highest = 0
     for stored in applied:
-        op = stored.op
-        held = heads.get(op.record_id)
+        _device, _seq, rid, _form, _version, _grid, name, kind, _value, stamp, _base = stored.op
+        held = heads.get(rid)
         if held is None:
-            heads[op.record_id] = [stored, stored.position, stored.position]
+            heads[rid] = [stored, stored.position, stored.position]
+        else:
+            if stored.op.key > held[0].op.key:
+                held[0] = stored
+            held[2] = stored.position
+        if stamp > highest:
+            highest = stamp
+        if kind != SET:
+            choice_ops.append(stored)
             continue
-        best = held[0].op
-        if (op.hlc, op.device_id, op.seq) > (best.hlc, best.device_id, best.seq):
-            held[0] = stored
-        held[2] = stored.position  # `applied` is in position order
-    return heads
+        slot = (rid, name)
+        if slot in registers:
+            survey.repeated = True
+        else:
+            registers.add(slot)
+        if name in DERIVED_FIELDS:
+            survey.derived.add(rid)
+    survey.highest_hlc = highest
+    return survey
 
 
 def _record_keys(connection: Connection, record_ids: list[str]) -> dict[str, tuple[int, Key]]:
@@ -459,11 +491,8 @@ def _write_choice_sets(connection, new_tags, covered, removals, new_states, old_
     insert_rows(connection, "field_state", STATE_COLUMNS, states, STATE_UPSERT)
 
 
-def _derive_reserved(connection: Connection, applied: list[StoredOp]) -> None:
-    """Copy the winning `_parent`, `_group` and `_deleted` onto their records' columns."""
-    record_ids = sorted(
-        {s.op.record_id for s in applied if s.op.kind == SET and s.op.field in DERIVED_FIELDS}
-    )
+def _derive_reserved(connection: Connection, record_ids: list[str]) -> None:
+    """Copy the winning `_parent`, `_group` and `_deleted` onto these records' columns."""
     if not record_ids:
         return
     derived: dict[str, list[Any]] = {rid: [rid, None, None, False] for rid in record_ids}

@@ -70,7 +70,7 @@ def release(
     note_moves(connection, effect.moved, counter)
     users = {row.position: row.user_id for row in chosen}
     found, described = conflict_rows.detect(connection, released, moment, users, may_exist=True)
-    highest = max(entry.op.hlc for entry in released)
+    highest = effect.highest_hlc
     counter.hlc = max(counter.hlc, highest)
     counter.applied_hlc = max(counter.applied_hlc, highest)
     positions.save(connection, counter)
