@@ -149,7 +149,7 @@ def _rivals(
         if position in sides:
             continue
         content[8] = decode(content[8])
-        stored = StoredOp(Op._make(content), position)
+        stored = StoredOp(tuple.__new__(Op, content), position)
         found[(stored.op.record_id, stored.op.field)].append((stored, user_id))
     return found
 
