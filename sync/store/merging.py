@@ -372,6 +372,7 @@ def _merge_choice_sets(
         connection, [slot for slot in by_slot if slot[0] in known]
     )
 
+    single: list[int] = []  # positions of adds that are a new record field's only op
     new_tags: list[tuple] = []
     covered: list[tuple] = []
     removals: dict[tuple[str, str, str, str], list[int]] = {}
@@ -381,6 +382,9 @@ def _merge_choice_sets(
     for slot, batch_ops in by_slot.items():
         last = batch_ops[-1].position
         touched[slot] = last
+        if slot[0] not in known and len(batch_ops) == 1 and batch_ops[0].op.kind == ADD:
+            single.append(batch_ops[0].position)
+            continue
         if slot[0] not in known and all(stored.op.kind == ADD for stored in batch_ops):
             # A new record's field given adds only: every add is a live tag, the
             # highest-keyed one the top (what `ChoiceSet` would find, without it).
@@ -421,6 +425,8 @@ def _merge_choice_sets(
         state = (*slot, choices.value(), top[0], top[1], top[2], top_position, True, last)
         (old_states if slot in sets else new_states).append(state)
     _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states)
+    if single:
+        _copy_single_adds(connection, single)
     return touched
 
 
@@ -489,6 +495,33 @@ def _write_choice_sets(connection, new_tags, covered, removals, new_states, old_
         bulk_insert(connection, field_state, [name for name, _ in STATE_COLUMNS], states)
     states = [(*state[:2], encode_json(state[2]), *state[3:]) for state in old_states]
     insert_rows(connection, "field_state", STATE_COLUMNS, states, STATE_UPSERT)
+
+
+# A new record's field whose only op is an add: its one tag and its state, copied from
+# the op inside the database. The op's value is the choice's JSON string, so the state's
+# value is that text in brackets (the compact encoding of a one-choice list).
+_SINGLE_TAGS = (
+    f"INSERT INTO set_elements ({', '.join(TAG_COLUMNS)})"  # noqa: S608
+    " SELECT record_id, field, {element}, position, device_id, seq FROM ops WHERE {batch}"
+)
+_SINGLE_STATES = (
+    f"INSERT INTO field_state ({STATE_NAMES})"  # noqa: S608
+    " SELECT record_id, field, {listed}, hlc, device_id, seq, position, TRUE, position"
+    " FROM ops WHERE {batch}"
+)
+_SINGLE_SQL = {
+    True: {"element": "value #>> '{}'", "listed": "('[' || value::text || ']')::json"},
+    False: {"element": "json_extract(value, '$')", "listed": "'[' || value || ']'"},
+}
+
+
+def _copy_single_adds(connection: Connection, positions: list[int]) -> None:
+    """Tags and states of the new record fields whose only op is the add at each position."""
+    where, parameters = Batch(positions=tuple(positions)).sql(connection)
+    parts = _SINGLE_SQL[is_postgres(connection)]
+    for template in (_SINGLE_TAGS, _SINGLE_STATES):
+        statement = driver_sql(connection, template.format(batch=where, **parts))
+        connection.exec_driver_sql(statement, parameters)
 
 
 def _derive_reserved(connection: Connection, record_ids: list[str]) -> None:
