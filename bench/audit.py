@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import resource
 import sys
@@ -30,6 +29,7 @@ from bench.sync_world import fresh_database, populate, value_for
 from server import sync_service
 from server.audit import record_event
 from server.audit.verify import verify_chain
+from server.heap import settle
 from server.models import Device as DeviceRow
 from server.settings import Settings
 
@@ -65,10 +65,10 @@ def ingest(backend: str, pushes: int) -> dict:
         world.known = sync_service.warm(database, [(world_form(), 1)])
         audited, bare = Device(world.devices[0]), Device(world.devices[1])
         source = slots()
-        # As a server worker does once started (server/wsgi.py, and bench/ingest.py): the
-        # start-up heap leaves the garbage collector's full passes, which would otherwise
-        # land on whichever side happens to cross the allocation threshold.
-        gc.freeze()
+        # As a server worker does once started (server/heap.py): the start-up heap leaves
+        # the garbage collector's scans, which would otherwise land on whichever side
+        # happens to cross the allocation threshold.
+        settle()
         timings = {True: 0.0, False: 0.0}
         push(database, world, audited, source, True)  # warm caches and plans
         push(database, world, bare, source, False)

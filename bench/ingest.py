@@ -19,7 +19,6 @@ the two overlapped.
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import json
 import os
@@ -35,6 +34,7 @@ from sqlalchemy import MetaData, Table, text
 
 from bench.sync_world import FORM_ID, field_kinds, fresh_database, populate, value_for
 from server import sync_service
+from server.heap import settle
 from server.settings import Settings
 from sync import hlc, protocol
 from sync.store.ingest import OP_COLUMNS
@@ -213,9 +213,9 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
         world = populate(database)
         world.known = sync_service.warm(database, [(FORM_ID, 1)])
         bare = bare_table(database)
-        # What a server worker does once started (docs/sync_store.md): the start-up heap
-        # leaves the garbage collector's full passes.
-        gc.freeze()
+        # What a server worker does once started (server/heap.py): the start-up heap
+        # leaves the garbage collector's scans, and young collections come less often.
+        settle()
         a, b = Device(world.devices[0]), Device(world.devices[1])
         source = slots()
         elapsed = sent = conflicts = copied = 0
