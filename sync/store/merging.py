@@ -240,16 +240,22 @@ def _survey(applied: list[StoredOp]) -> Survey:
     """One pass over the batch (in position order), for every part of the merge."""
     survey = Survey()
     heads, registers, choice_ops = survey.heads, survey.registers, survey.choice_ops
+    best: dict[str, Key] = {}  # the key of each record's head so far
     highest = 0
+    repeated = False
     for stored in applied:
-        _device, _seq, rid, _form, _version, _grid, name, kind, _value, stamp, _base = stored.op
+        op, position = stored.op, stored.position
+        device, seq, rid, _form, _version, _grid, name, kind, _value, stamp, _base = op
         held = heads.get(rid)
         if held is None:
-            heads[rid] = [stored, stored.position, stored.position]
+            heads[rid] = [stored, position, position]
+            best[rid] = (stamp, device, seq)
         else:
-            if stored.op.key > held[0].op.key:
+            key = (stamp, device, seq)
+            if key > best[rid]:
                 held[0] = stored
-            held[2] = stored.position
+                best[rid] = key
+            held[2] = position
         if stamp > highest:
             highest = stamp
         if kind != SET:
@@ -257,11 +263,12 @@ def _survey(applied: list[StoredOp]) -> Survey:
             continue
         slot = (rid, name)
         if slot in registers:
-            survey.repeated = True
+            repeated = True
         else:
             registers.add(slot)
         if name in DERIVED_FIELDS:
             survey.derived.add(rid)
+    survey.repeated = repeated
     survey.highest_hlc = highest
     return survey
 
