@@ -238,6 +238,8 @@ def _store_new(
     applied: list[StoredOp] = []
     quarantined: list[QuarantinedOp] = []
 
+    new, applied_status = tuple.__new__, OpStatus.APPLIED  # a StoredOp built in C, per op
+
     def rows() -> Iterator[tuple]:
         for position, op in enumerate(new_ops, start=first):
             rid = op.record_id
@@ -246,7 +248,7 @@ def _store_new(
             if form is None and forms_known[op.form_id] is not None:
                 record_form[rid] = new_forms[rid] = op.form_id
             if verdict is None:
-                entry = StoredOp(op, position)
+                entry = new(StoredOp, (op, position, applied_status, None, ""))
                 applied.append(entry)
             else:
                 reason, detail = str(verdict.reason), verdict.detail[:MAX_DETAIL]
