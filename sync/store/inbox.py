@@ -86,9 +86,7 @@ def read_items(
             "record_id": row.record_id,
             "created_at": timestamp(row.created_at),
             "payload": (
-                conflicts.get(row.payload["conflict_id"], row.payload)
-                if row.kind == "conflict"
-                else row.payload
+                conflicts[row.payload["conflict_id"]] if row.kind == "conflict" else row.payload
             ),
         }
         for row in rows
