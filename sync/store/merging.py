@@ -5,7 +5,9 @@ positions for a release), so registers are merged inside the database with
 INSERT ... SELECT ... ON CONFLICT, the winner rule written once in `sql.wins_over`.
 Record heads come from the batch in memory. Multi-selects go through
 `sync.merge.ChoiceSet`, loaded for the touched fields of records that already had
-state, because the add-wins cover test is the core's rule.
+state, because the add-wins cover test is the core's rule; a new record's field given
+adds only needs no cover test (every add is live), and when one add is all it was
+given, its tag and state are copied from the op inside the database.
 """
 
 from __future__ import annotations
@@ -395,7 +397,7 @@ def _merge_choice_sets(
         if slot[0] not in known and all(stored.op.kind == ADD for stored in batch_ops):
             # A new record's field given adds only: every add is a live tag, the
             # highest-keyed one the top (what `ChoiceSet` would find, without it).
-            top = batch_ops[0] if len(batch_ops) == 1 else max(batch_ops, key=_op_key)
+            top = max(batch_ops, key=_op_key)
             for stored in batch_ops:
                 op = stored.op
                 new_tags.append((*slot, op.value, stored.position, op.device_id, op.seq))
