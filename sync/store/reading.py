@@ -20,7 +20,14 @@ from sync.messages import Change, CursorExpired, Page, left_scope_message
 from sync.ops import StoredOp
 from sync.store import positions
 from sync.store.conflict_rows import stored_op
-from sync.store.sql import in_ids, in_param, is_postgres, marks, plan_with_parameters
+from sync.store.sql import (
+    driver_rows,
+    in_ids,
+    in_param,
+    is_postgres,
+    marks,
+    plan_with_parameters,
+)
 from sync.store.tables import field_state, op_releases, ops, records
 
 Slot = tuple[str, str]
@@ -110,7 +117,7 @@ def page_texts(
     )
     rows = [
         TextRow(position, text if number is None else _with_value(text, number))
-        for position, text, number in connection.exec_driver_sql(statement, tuple(parameters))
+        for position, text, number in driver_rows(connection, statement, parameters)
     ]
     return rows[:limit], len(rows) > limit
 
