@@ -21,6 +21,7 @@ from sync.store.sql import (
     APPLIED,
     bulk_insert,
     decode_json,
+    driver_rows,
     in_ids,
     is_postgres,
     marks,
@@ -139,13 +140,13 @@ def _rivals(
             pg_array(bases, "bigint"),
             *span,
         )
-        rows = connection.exec_driver_sql(_RIVALS_POSTGRES, parameters)
+        rows = driver_rows(connection, _RIVALS_POSTGRES, parameters)
     else:
         listed = json.dumps([[r, f, b] for (r, f), b in zip(slots, bases, strict=True)])
-        rows = connection.exec_driver_sql(_RIVALS_SQLITE, (listed, *span))
+        rows = driver_rows(connection, _RIVALS_SQLITE, (listed, *span))
     decode = decode_json if is_postgres(connection) else sqlite_value
     found = {slot: [sides[s.position] for s in mine] for slot, mine in edits.items()}
-    for *content, position, user_id in rows.tuples().all():
+    for *content, position, user_id in rows:
         if position in sides:
             continue
         content[8] = decode(content[8])
@@ -231,11 +232,12 @@ def _insert(
     mark = marks(connection)
     ids = {
         (first, second): cid
-        for cid, first, second in connection.exec_driver_sql(
+        for cid, first, second in driver_rows(
+            connection,
             "SELECT id, first_position, second_position FROM conflicts"  # noqa: S608
             f" WHERE second_position BETWEEN {mark} AND {mark}",
             (found[0].second_position, found[-1].second_position),
-        ).tuples()
+        )
     }
     created = timestamp(moment)
     described = []

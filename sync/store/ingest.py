@@ -27,6 +27,7 @@ from sync.store.seqs import Content, check_all_stored, content_of, split_new
 from sync.store.sql import (
     PLAN_WITH_PARAMETERS,
     bulk_insert,
+    driver_rows,
     driver_sql,
     encode_json,
     in_param,
@@ -295,7 +296,7 @@ def op_row(entry: StoredOp, user_id: int, received: Any) -> tuple:
 def _record_forms(connection: Connection, record_ids: set[str]) -> dict[str, str]:
     where, parameter = in_param(connection, record_ids, "text")
     statement = f"SELECT record_id, form_id FROM record_forms WHERE record_id {where}"  # noqa: S608
-    return {rid: form for rid, form in connection.exec_driver_sql(statement, (parameter,))}
+    return dict(driver_rows(connection, statement, (parameter,)))
 
 
 def _notify(

@@ -26,6 +26,7 @@ from sync.store.positions import Counter
 from sync.store.sql import (
     bulk_insert,
     by_slots,
+    driver_rows,
     driver_sql,
     encode_json,
     in_param,
@@ -282,7 +283,7 @@ def _record_keys(connection: Connection, record_ids: list[str]) -> dict[str, tup
         "SELECT record_id, grid_id, hlc, device_id, seq FROM records"  # noqa: S608
         f" WHERE record_id {where}"
     )
-    rows = connection.exec_driver_sql(statement, (parameter,))
+    rows = driver_rows(connection, statement, (parameter,))
     return {rid: (grid_id, (hlc, device_id, seq)) for rid, grid_id, hlc, device_id, seq in rows}
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from sync.messages import SeqGap, SeqReuse
 from sync.ops import Op, canonical_json
-from sync.store.sql import encode_json, is_postgres
+from sync.store.sql import driver_rows, encode_json, is_postgres
 
 # `ops` columns compared with a re-sent op, in this order, then the value's JSON text.
 CONTENT_COLUMNS = (
@@ -111,8 +111,8 @@ def stored_contents(connection: Connection, device_id: str, seqs: list[int]) -> 
             f"SELECT {names}, value FROM ops "  # noqa: S608 (our own column names)
             "WHERE device_id = ? AND seq BETWEEN ? AND ?"
         )
-    rows = connection.exec_driver_sql(statement, (device_id, min(seqs), max(seqs)))
-    return {row[0]: row for row in rows.tuples()}
+    rows = driver_rows(connection, statement, (device_id, min(seqs), max(seqs)))
+    return {row[0]: row for row in rows}
 
 
 def matches_stored(stored: tuple, sent: Content) -> bool:
