@@ -6,7 +6,7 @@ import gc
 
 # A push of thousands of ops builds tens of thousands of objects that live until its
 # request ends. At the default threshold (700 net allocations) the cycle collector scans
-# them dozens of times per push, about 5% of ingest time; reference counting frees
+# them dozens of times per push, 3 to 5% of push time; reference counting frees
 # nearly all of them anyway, so collections every 50,000 allocations lose nothing.
 YOUNG_THRESHOLD = 50_000
 
