@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
@@ -58,6 +59,64 @@ def stored_op(row: Any, applied: bool = True) -> StoredOp:
     return StoredOp(op, row.position, OpStatus.QUARANTINED, row.reason, row.detail or "")
 
 
+@dataclass(slots=True)
+class Gathered:
+    """What conflict detection reads for a batch, before the batch is merged."""
+
+    edits: dict[Slot, list[StoredOp]]  # the batch's sets by field
+    sides: dict[int, tuple[StoredOp, int]]  # op position: the op and its user
+    rivals: dict[Slot, list[tuple[StoredOp, int]]]
+    settling: list[tuple]  # the open conflicts on the batch's fields
+
+
+def gather(
+    connection: Connection,
+    applied: list[StoredOp],
+    users: dict[int, int],
+    *,
+    span: tuple[int, int] = (0, -1),
+) -> Gathered | None:
+    """Every read conflict detection needs for these applied ops; None without a set.
+
+    It reads the stored ops and conflicts only, so it may run before the batch's merge
+    writes. `users` maps the ops' positions to their users; `span` is a range of
+    positions whose applied sets on these fields are all among `applied` (a push's
+    range).
+    """
+    edits: dict[Slot, list[StoredOp]] = {}
+    for stored in applied:
+        if stored.op.kind == SET:
+            edits.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
+    if not edits:
+        return None
+    sides = {s.position: (s, users.get(s.position, 0)) for slot in edits.values() for s in slot}
+    rivals = _rivals(connection, edits, sides, span)
+    return Gathered(edits, sides, rivals, _open_conflicts(connection, edits))
+
+
+def record(
+    connection: Connection,
+    gathered: Gathered | None,
+    moment: dt.datetime,
+    *,
+    may_exist: bool = False,
+) -> tuple[list[Conflict], list[dict[str, Any]]]:
+    """Record the conflicts the gathered sets take part in; resolve what they settle.
+
+    The new conflicts, and their wire form (built from what is in hand, without reading
+    them back). `may_exist` is for a release: a pair of two released ops may have been
+    recorded already.
+    """
+    if gathered is None:
+        return [], []
+    found, seen = _pairs(gathered.edits, gathered.rivals, gathered.sides)
+    if found and may_exist:
+        found = _unrecorded(connection, found)
+    described = _insert(connection, found, moment, gathered.sides, seen) if found else []
+    _resolve(connection, gathered.edits, gathered.settling, moment)
+    return found, described
+
+
 def detect(
     connection: Connection,
     applied: list[StoredOp],
@@ -67,29 +126,9 @@ def detect(
     span: tuple[int, int] = (0, -1),
     may_exist: bool = False,
 ) -> tuple[list[Conflict], list[dict[str, Any]]]:
-    """Record the conflicts these applied ops' sets take part in; resolve what they settle.
-
-    The new conflicts, and their wire form (built from what is in hand, without reading
-    them back). `users` maps the ops' positions to their users; `span` is a range of
-    positions whose applied sets on these fields are all among `applied` (a push's
-    range). `may_exist` is for a release: a pair of two released ops may have been
-    recorded already.
-    """
-    edits: dict[Slot, list[StoredOp]] = {}
-    for stored in applied:
-        if stored.op.kind == SET:
-            edits.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
-    if not edits:
-        return [], []
-    sides = {s.position: (s, users.get(s.position, 0)) for slot in edits.values() for s in slot}
-    rivals = _rivals(connection, edits, sides, span)
-    settling = _open_conflicts(connection, edits)
-    found, seen = _pairs(edits, rivals, sides)
-    if found and may_exist:
-        found = _unrecorded(connection, found)
-    described = _insert(connection, found, moment, sides, seen) if found else []
-    _resolve(connection, edits, settling, moment)
-    return found, described
+    """`gather` then `record`: the conflicts these applied ops' sets take part in."""
+    gathered = gather(connection, applied, users, span=span)
+    return record(connection, gathered, moment, may_exist=may_exist)
 
 
 # Per field of the batch's sets, the applied sets on it after the lowest effective base
@@ -283,19 +322,21 @@ def _open_conflicts(connection: Connection, edits: dict[Slot, list[StoredOp]]) -
     # on it would tempt a planner without statistics to read every open conflict.
     columns = "id, record_id, field, first_position, second_position, status"
     if is_postgres(connection):
-        rows = connection.exec_driver_sql(
+        rows = driver_rows(
+            connection,
             f"SELECT c.* FROM unnest(%s::text[]) AS r(record_id) CROSS JOIN LATERAL"  # noqa: S608
             f" (SELECT {columns} FROM conflicts WHERE conflicts.record_id = r.record_id"
             " OFFSET 0) c",
             (pg_array(records, "text"),),
         )
     else:
-        rows = connection.exec_driver_sql(
+        rows = driver_rows(
+            connection,
             f"SELECT {columns} FROM conflicts"  # noqa: S608
             " WHERE record_id IN (SELECT value FROM json_each(?))",
             (json.dumps(records),),
         )
-    return [row[:5] for row in rows.tuples() if row[5] == OPEN and (row[1], row[2]) in edits]
+    return [row[:5] for row in rows if row[5] == OPEN and (row[1], row[2]) in edits]
 
 
 def _resolve(

@@ -22,7 +22,14 @@ from sync.ops import Op, OpStatus, StoredOp
 from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
 from sync.store import conflict_rows, positions
 from sync.store.inbox import Item, add_items, conflict_items
-from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
+from sync.store.merging import (
+    Batch,
+    fields_of,
+    merge_batch,
+    note_moves,
+    prepare_batch,
+    restamp,
+)
 from sync.store.seqs import Content, check_all_stored, content_of, split_new
 from sync.store.sql import (
     PLAN_WITH_PARAMETERS,
@@ -33,6 +40,7 @@ from sync.store.sql import (
     in_param,
     is_postgres,
     now,
+    pipelined,
     stored_time,
 )
 from sync.store.tables import ops, record_forms
@@ -131,31 +139,11 @@ def push(
         connection, user_id, new_ops, scope, rules, counter, moment
     )
 
-    found: list = []
-    described: list[dict[str, Any]] = []
-    if applied:
-        batch = Batch(stored[0].position, stored[-1].position)
-        effect = merge_batch(connection, applied, batch, moment)
-        restamp(connection, fields_of(connection, effect.moved), counter)
-        note_moves(connection, effect.moved, counter)
-        # One device's ops never conflict with each other, so only ops on records that
-        # held other ops before can take part in a conflict.
-        known = effect.known
-        candidates = [entry for entry in applied if entry.op.record_id in known] if known else []
-        if candidates:
-            users = {entry.position: user_id for entry in candidates}
-            span = (stored[0].position, stored[-1].position)
-            found, described = conflict_rows.detect(
-                connection, candidates, moment, users, span=span
-            )
-        highest = effect.highest_hlc
-        counter.hlc = max(counter.hlc, highest)
-        counter.applied_hlc = max(counter.applied_hlc, highest)
-    clock = hlc_mod.Clock(rules.wall, counter.hlc)
-    counter.hlc = clock.now()
-    positions.save(connection, counter)
-
-    _notify(connection, user_id, quarantined, described, moment)
+    with pipelined(connection):
+        found, described = _merge(connection, user_id, stored, applied, counter, moment)
+        counter.hlc = hlc_mod.Clock(rules.wall, counter.hlc).now()
+        positions.save(connection, counter)
+        _notify(connection, user_id, quarantined, described, moment)
     result = PushResult(
         acked_seq=new_ops[-1].seq if new_ops else acked,
         applied=len(applied),
@@ -167,6 +155,40 @@ def push(
         received_at=moment,
     )
     return Pushed(result, described)
+
+
+def _merge(
+    connection: Connection,
+    user_id: int,
+    stored: list[StoredOp],
+    applied: list[StoredOp],
+    counter: positions.Counter,
+    moment: dt.datetime,
+) -> tuple[list, list[dict[str, Any]]]:
+    """Merge the push's applied ops and record their conflicts; the conflicts found,
+    and in wire form."""
+    if not applied:
+        return [], []
+    # Every read comes first: the merge's writes then go out without waiting (a pipeline).
+    prepared = prepare_batch(connection, applied)
+    # One device's ops never conflict with each other, so only ops on records that
+    # held other ops before can take part in a conflict.
+    known = prepared.before
+    candidates = [entry for entry in applied if entry.op.record_id in known] if known else []
+    gathered = None
+    if candidates:
+        users = {entry.position: user_id for entry in candidates}
+        span = (stored[0].position, stored[-1].position)
+        gathered = conflict_rows.gather(connection, candidates, users, span=span)
+    effect = merge_batch(
+        connection, prepared, Batch(stored[0].position, stored[-1].position), moment
+    )
+    restamp(connection, fields_of(connection, effect.moved), counter)
+    note_moves(connection, effect.moved, counter)
+    highest = effect.highest_hlc
+    counter.hlc = max(counter.hlc, highest)
+    counter.applied_hlc = max(counter.applied_hlc, highest)
+    return conflict_rows.record(connection, gathered, moment)
 
 
 def resend(

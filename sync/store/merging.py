@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from sync.merge import ChoiceSet, Removals
 from sync.ops import ADD, DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
@@ -31,10 +31,10 @@ from sync.store.sql import (
     encode_json,
     in_param,
     in_set,
-    in_texts,
     insert_rows,
     is_postgres,
     pg_array,
+    sqlite_value,
     stored_time,
     update_rows,
     wins_over,
@@ -133,9 +133,14 @@ class Batch:
         """A WHERE condition on `ops` with `?` markers, and its parameters."""
         if self.positions is None:
             return "position BETWEEN ? AND ? AND reason IS NULL", (self.first, self.last)
+        # The range keeps the lookup on the primary key even where the planner's
+        # statistics are stale (a table that grew since its last ANALYZE).
+        bounds = (min(self.positions), max(self.positions))
         if is_postgres(connection):
-            return "position = ANY(?::bigint[])", (pg_array(self.positions, "bigint"),)
-        return "position IN (SELECT value FROM json_each(?))", (json.dumps(self.positions),)
+            listed = ("position = ANY(?::bigint[])", pg_array(self.positions, "bigint"))
+        else:
+            listed = ("position IN (SELECT value FROM json_each(?))", json.dumps(self.positions))
+        return f"position BETWEEN ? AND ? AND {listed[0]}", (*bounds, listed[1])
 
 
 @dataclass(slots=True)
@@ -150,23 +155,49 @@ class Effect:
     highest_hlc: int = 0  # the highest HLC among the batch's ops
 
 
+@dataclass(slots=True)
+class Prepared:
+    """What a batch's merge reads before it writes anything: the survey of its ops,
+    the records that had state, and the stored state of their touched multi-selects."""
+
+    survey: Survey
+    before: dict[str, tuple[int, Key]]  # per record that had state: its grid and key
+    choices: Choices
+
+
+def prepare_batch(connection: Connection, applied: list[StoredOp]) -> Prepared:
+    """Every read the merge of these applied ops (in position order) needs.
+
+    Done first, so that inside `sql.pipelined` the writes that follow are sent one after
+    another without waiting, and the server runs them while Python works.
+    """
+    survey = _survey(applied)
+    before = _record_keys(connection, list(survey.heads)) if applied else {}
+    # Fields of records without state before the batch start empty: nothing to read.
+    by_slot = _choice_ops_by_slot(survey.choice_ops)
+    choices = _load_choice_sets(
+        connection, by_slot, [slot for slot in by_slot if slot[0] in before]
+    )
+    return Prepared(survey, before, choices)
+
+
 def merge_batch(
     connection: Connection,
-    applied: list[StoredOp],
+    applied: list[StoredOp] | Prepared,
     batch: Batch,
     moment: dt.datetime,
     *,
     report_registers: bool = False,
 ) -> Effect:
     """Merge the applied ops selected by `batch` (they are `applied`, in memory too,
-    in position order)."""
+    in position order), or those `prepare_batch` has read for."""
     effect = Effect()
-    if not applied:
-        return effect
-    survey = _survey(applied)
+    prepared = applied if isinstance(applied, Prepared) else prepare_batch(connection, applied)
+    survey, before = prepared.survey, prepared.before
     heads = survey.heads
+    if not heads:
+        return effect
     effect.highest_hlc = survey.highest_hlc
-    before = _record_keys(connection, list(heads))
     effect.known = set(before)
     for rid, (grid_id, key) in sorted(before.items()):
         best = heads[rid][0].op
@@ -184,8 +215,8 @@ def merge_batch(
             touched & effect.known,
             touched,
         )
-    if survey.choice_ops:
-        effect.sets = _merge_choice_sets(connection, survey.choice_ops, effect.known)
+    if prepared.choices.by_slot:
+        effect.sets = _merge_choice_sets(connection, prepared.choices, effect.known)
     _derive_reserved(connection, sorted(survey.derived))
     return effect
 
@@ -223,7 +254,7 @@ def fields_of(connection: Connection, record_ids: Iterable[str]) -> list[Slot]:
         f"SELECT record_id, field FROM field_state WHERE record_id {where}"  # noqa: S608
         " ORDER BY record_id, field"
     )
-    return [(rid, name) for rid, name in connection.exec_driver_sql(statement, (parameter,))]
+    return [(rid, name) for rid, name in driver_rows(connection, statement, (parameter,))]
 
 
 @dataclass(slots=True)
@@ -360,26 +391,35 @@ def _merge_registers(
         statement = register_sql(condition, ranked=ranked, upsert=upsert)
         if report:
             statement += " RETURNING record_id, field"
-        rows = connection.exec_driver_sql(driver_sql(connection, statement), values)
+        statement = driver_sql(connection, statement)
         if report:
-            changed.update((rid, name) for rid, name in rows)
+            changed.update((rid, name) for rid, name in driver_rows(connection, statement, values))
+        else:
+            connection.exec_driver_sql(statement, values)
     return changed
 
 
-def _merge_choice_sets(
-    connection: Connection, choice_ops: list[StoredOp], known: set[str]
-) -> dict[Slot, int]:
-    """Apply adds and removes through `ChoiceSet` (a new record's fields given adds only
-    directly), then write back what changed."""
+def _choice_ops_by_slot(choice_ops: list[StoredOp]) -> dict[Slot, list[StoredOp]]:
+    """The batch's adds and removes by field, each field's in position order."""
     by_slot: dict[Slot, list[StoredOp]] = {}
     for stored in choice_ops:
         by_slot.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
     for batch_ops in by_slot.values():
         if len(batch_ops) > 1:
             batch_ops.sort(key=lambda entry: entry.position)
-    # Fields of records without state before the batch start empty: nothing to read.
-    sets, tops, removal_rows = _load_choice_sets(
-        connection, [slot for slot in by_slot if slot[0] in known]
+    return by_slot
+
+
+def _merge_choice_sets(
+    connection: Connection, choices: Choices, known: set[str]
+) -> dict[Slot, int]:
+    """Apply adds and removes through `ChoiceSet` (a new record's fields given adds only
+    directly), then write back what changed."""
+    by_slot, sets, tops, removal_rows = (
+        choices.by_slot,
+        choices.sets,
+        choices.tops,
+        choices.removal_rows,
     )
 
     single: list[int] = []  # positions of adds that are a new record field's only op
@@ -452,15 +492,29 @@ def _tag_positions(choices: ChoiceSet) -> dict[tuple[str, tuple[str, int]], int]
     }
 
 
-def _load_choice_sets(connection: Connection, slots: list[Slot]):
+@dataclass(slots=True)
+class Choices:
+    """A batch's adds and removes by field, and the stored state of the fields that had
+    one: live tags as a ChoiceSet, each top op's position, removal summaries."""
+
+    by_slot: dict[Slot, list[StoredOp]]
+    sets: dict[Slot, ChoiceSet]
+    tops: dict[Slot, int]
+    removal_rows: dict[tuple[str, str, str, str], tuple[int, int]]
+
+
+def _load_choice_sets(
+    connection: Connection, by_slot: dict[Slot, list[StoredOp]], slots: list[Slot]
+) -> Choices:
     """The live tags, removal summaries and top op positions of these multi-selects.
 
     Every slot given gets a ChoiceSet (empty when the field had no state)."""
     sets: dict[Slot, ChoiceSet] = {slot: ChoiceSet() for slot in slots}
     removal_rows: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     tops: dict[Slot, int] = {}
+    loaded = Choices(by_slot, sets, tops, removal_rows)
     if not slots:
-        return sets, tops, removal_rows
+        return loaded
     tag_rows = by_slots(
         connection,
         "set_elements",
@@ -485,7 +539,7 @@ def _load_choice_sets(connection: Connection, slots: list[Slot]):
     for rid, name, hlc, device_id, seq, op_position in top_rows:
         tops[(rid, name)] = op_position
         sets[(rid, name)].top = (hlc, device_id, seq)
-    return sets, tops, removal_rows
+    return loaded
 
 
 def _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states) -> None:
@@ -534,18 +588,23 @@ def _copy_single_adds(connection: Connection, positions: list[int]) -> None:
         connection.exec_driver_sql(statement, parameters)
 
 
+def _as_read(value: Any) -> Any:
+    return value
+
+
 def _derive_reserved(connection: Connection, record_ids: list[str]) -> None:
     """Copy the winning `_parent`, `_group` and `_deleted` onto these records' columns."""
     if not record_ids:
         return
     derived: dict[str, list[Any]] = {rid: [rid, None, None, False] for rid in record_ids}
-    rows = connection.execute(
-        select(field_state.c.record_id, field_state.c.field, field_state.c.value).where(
-            in_texts(connection, field_state.c.record_id, record_ids),
-            field_state.c.field.in_(DERIVED_FIELDS),
-        )
-    )
-    for rid, name, value in rows:
+    slots = [(rid, name) for rid in record_ids for name in DERIVED_FIELDS]
+    # The driver's values (this may run in a pipeline): PostgreSQL's psycopg decodes
+    # JSON itself, SQLite hands back the stored text or number.
+    decode = _as_read if is_postgres(connection) else sqlite_value
+    for rid, name, raw in by_slots(
+        connection, "field_state", "record_id, field, field_state.value", slots
+    ):
+        value = decode(raw)
         values = derived[rid]
         if name == PARENT and isinstance(value, str):
             values[1] = value

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     ColumnElement,
     Connection,
+    DateTime,
+    Integer,
     Table,
     Text,
     bindparam,
@@ -195,6 +201,11 @@ def bulk_insert(
     names = ", ".join(columns)
     if is_postgres(connection):
         raw = connection.connection.driver_connection
+        if raw.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            # COPY cannot run in a pipeline: the rows go as one array per column.
+            typed = [(name, _pg_type(table.c[name])) for name in columns]
+            insert_rows(connection, table.name, typed, list(rows))
+            return
         with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -207,6 +218,39 @@ def bulk_insert(
         # Table and column names come from our own Table objects, never from input.
         statement = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
         connection.exec_driver_sql(statement, rows)
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """Send the block's statements without waiting for each to finish (PostgreSQL's
+    pipeline mode), so that the server runs one while Python prepares the next.
+
+    The block's end waits for them all and raises the first error, which leaves the
+    transaction failed. Inside the block, rows are read only through `driver_rows` (it
+    waits for the statements sent before), and `bulk_insert` sends one INSERT of arrays
+    instead of COPY. On SQLite the block runs as it is.
+    """
+    if not is_postgres(connection):
+        yield
+        return
+    with connection.connection.driver_connection.pipeline():
+        yield
+
+
+def _pg_type(column: Column) -> str:
+    """A column's type as `insert_rows` names it."""
+    kind = column.type
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, Boolean):
+        return "boolean"
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    if isinstance(kind, JSON):
+        return "json"
+    return "text"
 
 
 Typed = Sequence[tuple[str, str]]
@@ -314,7 +358,7 @@ def by_slots(
     columns: str,
     slots: Sequence[tuple[str, str]],
     condition: str = "TRUE",
-) -> Any:
+) -> list[tuple]:
     """Rows of `table` on these (record_id, field) slots, each looked up on the table's
     (record_id, field) index; `columns` and `condition` may name the table's columns
     unqualified. Raw SQL from our own constants; the slots are one parameter.
@@ -333,10 +377,10 @@ def by_slots(
             pg_array([r for r, _ in slots], "text"),
             pg_array([f for _, f in slots], "text"),
         )
-        return connection.exec_driver_sql(statement, parameters)
+        return driver_rows(connection, statement, parameters)
     statement = (
         f"SELECT {columns} FROM json_each(?) AS s CROSS JOIN {table}"  # noqa: S608
         f" WHERE record_id = json_extract(s.value, '$[0]')"
         f" AND field = json_extract(s.value, '$[1]') AND {condition}"
     )
-    return connection.exec_driver_sql(statement, (json.dumps([list(slot) for slot in slots]),))
+    return driver_rows(connection, statement, (json.dumps([list(slot) for slot in slots]),))
