@@ -134,7 +134,7 @@ def push(
     counter = positions.lock(connection)
     acked = acked_seq(connection, device_id)  # again, now that concurrent pushes are done
     new_ops, duplicate = split_new(connection, device_id, acked, sent)
-    moment = now()
+    moment = counter.transaction_time or now()
     stored, applied, quarantined = _store_new(
         connection, user_id, new_ops, scope, rules, counter, moment
     )
@@ -257,6 +257,11 @@ def _store_new(
     new_forms: dict[str, str] = {}
     first = counter.take(len(new_ops))
     received = stored_time(connection, moment)
+    # Where the lock read the transaction's time (PostgreSQL), that is `moment`, and
+    # `received_at` takes its default, now(), the same time: parsing one timestamp per
+    # row cost the server about 1 µs per op.
+    stamped = counter.transaction_time is None
+    columns = OP_COLUMNS if stamped else OP_COLUMNS[:-1]
     stored: list[StoredOp] = []
     applied: list[StoredOp] = []
     quarantined: list[QuarantinedOp] = []
@@ -278,9 +283,10 @@ def _store_new(
                 entry = StoredOp(op, position, OpStatus.QUARANTINED, reason, detail)
                 quarantined.append(QuarantinedOp(op.seq, rid, op.field, reason, detail))
             stored.append(entry)
-            yield op_row(entry, user_id, received)
+            row = op_row(entry, user_id, received)
+            yield row if stamped else row[:-1]
 
-    bulk_insert(connection, ops, OP_COLUMNS, rows())
+    bulk_insert(connection, ops, columns, rows())
     if len(stored) != len(new_ops):
         raise RuntimeError("the ops were not all stored")
     if new_forms:

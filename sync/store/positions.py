@@ -8,11 +8,12 @@ smaller one is still uncommitted, and conflict detection sees every earlier push
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from sync.store.sql import driver_sql
+from sync.store.sql import driver_sql, is_postgres
 
 ROW_ID = 1  # (the statements below spell it out)
 _LOCK = (
@@ -20,6 +21,9 @@ _LOCK = (
     " ON CONFLICT (id) DO UPDATE SET position = sync_clock.position"
     " RETURNING position, hlc, applied_hlc"
 )
+# PostgreSQL also hands back the transaction's time: what `now()`, the default of the
+# store's time columns, gives every row the transaction writes.
+_LOCK_POSTGRES = _LOCK + ", now()"
 _SAVE = "UPDATE sync_clock SET position = ?, hlc = ?, applied_hlc = ? WHERE id = 1"
 _READ = "SELECT position, hlc, applied_hlc FROM sync_clock WHERE id = 1"
 
@@ -31,6 +35,7 @@ class Counter:
     position: int
     hlc: int
     applied_hlc: int = 0  # the highest HLC among applied ops (the clock_ahead check)
+    transaction_time: dt.datetime | None = None  # PostgreSQL's now(), in UTC, from `lock`
 
     def take(self, count: int) -> int:
         """Reserve `count` consecutive positions; the first of them."""
@@ -43,6 +48,9 @@ def lock(connection: Connection) -> Counter:
     """Lock the counter row until the transaction ends, creating it if it is missing."""
     # Updating the row to itself is what takes the row lock on PostgreSQL. Raw SQL: an
     # upsert construct is compiled anew on every call, and this runs on every push.
+    if is_postgres(connection):
+        position, hlc, applied_hlc, moment = connection.exec_driver_sql(_LOCK_POSTGRES).one()
+        return Counter(position, hlc, applied_hlc, moment.astimezone(dt.UTC))
     position, hlc, applied_hlc = connection.exec_driver_sql(_LOCK).one()
     return Counter(position, hlc, applied_hlc)
 
