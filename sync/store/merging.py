@@ -149,7 +149,6 @@ class Effect:
 
     # records whose grid changed: (grid before, grid after), in record_id order
     moved: dict[str, tuple[int, int]] = field(default_factory=dict)
-    known: set[str] = field(default_factory=set)  # records that had state before the batch
     registers: set[Slot] = field(default_factory=set)  # registers whose winner changed
     sets: dict[Slot, int] = field(default_factory=dict)  # multi-selects touched: top position
     highest_hlc: int = 0  # the highest HLC among the batch's ops
@@ -183,27 +182,25 @@ def prepare_batch(connection: Connection, applied: list[StoredOp]) -> Prepared:
 
 def merge_batch(
     connection: Connection,
-    applied: list[StoredOp] | Prepared,
+    prepared: Prepared,
     batch: Batch,
     moment: dt.datetime,
     *,
     report_registers: bool = False,
 ) -> Effect:
-    """Merge the applied ops selected by `batch` (they are `applied`, in memory too,
-    in position order), or those `prepare_batch` has read for."""
+    """Merge the applied ops `prepared` has read for, which `batch` selects in `ops`."""
     effect = Effect()
-    prepared = applied if isinstance(applied, Prepared) else prepare_batch(connection, applied)
     survey, before = prepared.survey, prepared.before
     heads = survey.heads
     if not heads:
         return effect
     effect.highest_hlc = survey.highest_hlc
-    effect.known = set(before)
+    known = set(before)  # the records that had state before the batch
     for rid, (grid_id, key) in sorted(before.items()):
         best = heads[rid][0].op
         if best.grid_id != grid_id and (best.hlc, best.device_id, best.seq) > key:
             effect.moved[rid] = (grid_id, best.grid_id)
-    _merge_records(connection, heads, effect.known, moment)
+    _merge_records(connection, heads, known, moment)
     if survey.registers:
         # Without two ops on one field, the batch's best op per field is its only op.
         touched = {rid for rid, _ in survey.registers}
@@ -212,11 +209,11 @@ def merge_batch(
             batch,
             report_registers,
             survey.repeated,
-            touched & effect.known,
+            touched & known,
             touched,
         )
     if prepared.choices.by_slot:
-        effect.sets = _merge_choice_sets(connection, prepared.choices, effect.known)
+        effect.sets = _merge_choice_sets(connection, prepared.choices, known)
     _derive_reserved(connection, sorted(survey.derived))
     return effect
 

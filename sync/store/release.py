@@ -16,7 +16,14 @@ from sync.messages import ReleaseRefused, ReleaseResult
 from sync.reasons import NOT_RELEASABLE
 from sync.store import conflict_rows, positions
 from sync.store.inbox import add_items, conflict_items
-from sync.store.merging import Batch, fields_of, merge_batch, note_moves, restamp
+from sync.store.merging import (
+    Batch,
+    fields_of,
+    merge_batch,
+    note_moves,
+    prepare_batch,
+    restamp,
+)
 from sync.store.sql import now, plan_with_parameters
 from sync.store.tables import op_releases, ops
 
@@ -64,7 +71,8 @@ def release(
     )
     released = [conflict_rows.stored_op(row) for row in chosen]
     batch = Batch(positions=tuple(entry.position for entry in released))
-    effect = merge_batch(connection, released, batch, moment, report_registers=True)
+    prepared = prepare_batch(connection, released)
+    effect = merge_batch(connection, prepared, batch, moment, report_registers=True)
     slots = effect.registers | set(effect.sets) | set(fields_of(connection, effect.moved))
     restamp(connection, sorted(slots), counter)
     note_moves(connection, effect.moved, counter)

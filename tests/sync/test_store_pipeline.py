@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import exc, select
 
+from sync.store.conflict_rows import CONFLICT_COLUMNS
 from sync.store.merging import Batch
 from sync.store.sql import bulk_insert, driver_rows, pipelined, stored_time
 from sync.store.tables import conflicts, inbox, record_moves
@@ -19,16 +20,6 @@ from tests.sync.backends import clear_store
 
 MOMENT = dt.datetime(2026, 11, 26, 10, 30, 15, 123456, tzinfo=dt.UTC)
 RECORD = "00000000-0000-4000-8000-0000000000e1"
-CONFLICT_COLUMNS = (
-    "record_id",
-    "field",
-    "first_position",
-    "second_position",
-    "winner_position",
-    "status",
-    "created_at",
-    "resolved_at",
-)
 
 
 def conflict_rows(connection, first: int) -> list[tuple]:
