@@ -109,3 +109,57 @@ def test_an_upgrade_from_the_command_line_is_on_the_audit_trail(empty_database, 
         ("admin.changed", {"schema": {"old": ["0007"], "new": head}})
     ]
     database.dispose()
+
+
+def test_stored_ops_survive_the_rowid_rebuild(empty_database):
+    """0009 rebuilds `ops` on SQLite so that its position is the rowid: every row, value
+    and index stays, and the separate primary-key index is gone."""
+    from sqlalchemy import insert, select, text
+
+    from sync.store.tables import ops
+
+    database = empty_database
+    upgrade(database.engine, "0008")
+    rows = [
+        {
+            "position": position,
+            "device_id": "d",
+            "seq": position,
+            "user_id": 1,
+            "record_id": f"record-{position % 3}",
+            "form_id": "household",
+            "form_version": 1,
+            "grid_id": 1,
+            "field": "note",
+            "kind": "set",
+            "value": {"text": f"n{position}"},
+            "hlc": 1 << 40 | position,
+            "base": 0,
+            "reason": "wrong_type" if position == 7 else None,
+            "detail": "a detail" if position == 7 else None,
+        }
+        for position in (1, 2, 7, 2**40)
+    ]
+    with database.engine.begin() as connection:
+        connection.execute(insert(ops), rows)
+        before = connection.execute(select(ops).order_by(ops.c.position)).all()
+    upgrade(database.engine)
+    with database.engine.connect() as connection:
+        after = connection.execute(select(ops).order_by(ops.c.position)).all()
+        by_seq = connection.execute(
+            select(ops.c.position).where(ops.c.device_id == "d", ops.c.seq == 7)
+        ).scalar_one()
+        if database.engine.dialect.name == "sqlite":
+            positions = connection.execute(text("SELECT rowid, position FROM ops")).all()
+            indexes = connection.execute(text("PRAGMA index_list(ops)")).all()
+    assert after == before
+    assert len(after) == 4
+    assert by_seq == 7
+    if database.engine.dialect.name == "sqlite":
+        assert all(rowid == position for rowid, position in positions)
+        assert sorted(row[1] for row in indexes) == [
+            "ix_ops_device_id_seq",
+            "ix_ops_record_id_field_position",
+        ]
+    assert schema_differences(database.engine) == []
+    database.dispose()

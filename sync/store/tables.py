@@ -46,7 +46,8 @@ DEVICE_ID = _code_point(36)
 FORM_ID = _code_point(128)
 FIELD = _code_point(128)
 ELEMENT = _code_point(1000)
-ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER
+# On SQLite an INTEGER primary key is the rowid itself (and only such a key autoincrements).
+ID = BigInteger().with_variant(Integer, "sqlite")
 
 # The one-row counter every position comes from, and the server's hybrid logical clock.
 # A push locks this row for its whole transaction, so positions commit in order and a
@@ -61,11 +62,12 @@ sync_clock = Table(
 )
 
 # Every op ever received, append-only: rows are inserted and never updated or deleted.
-# `position` is the arrival position; `reason` is set when the op was quarantined.
+# `position` is the arrival position; `reason` is set when the op was quarantined. On
+# SQLite it is an INTEGER primary key, the table's own rowid: no second B-tree to keep.
 ops = Table(
     "ops",
     metadata,
-    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", ID, primary_key=True, autoincrement=False),
     Column("device_id", DEVICE_ID, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("user_id", Integer, nullable=False),
