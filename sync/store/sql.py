@@ -168,11 +168,6 @@ def in_ids(connection: Connection, column: Column, ids: Collection[int]) -> Colu
     return in_values(connection, column, sorted(set(ids)), "bigint")
 
 
-def in_texts(connection: Connection, column: Column, texts: Collection[str]) -> ColumnElement[bool]:
-    """`column IN texts` with one bound parameter."""
-    return in_values(connection, column, sorted(set(texts)), "text")
-
-
 def in_values(
     connection: Connection, column: Column, values: list, kind: str
 ) -> ColumnElement[bool]:
