@@ -42,7 +42,7 @@ from sync.store.sql import bulk_insert, encode_json, now, stored_time
 from sync.store.tables import ops as ops_table
 
 PUSH_SIZE = 5000
-DUPLICATE_TRIES = 3  # the duplicate push's time is the median of this many re-sends
+DUPLICATE_TRIES = 5  # the duplicate push's time is the median of this many re-sends
 CONCURRENT_SHARE = 10  # one field in ten is also edited by device B
 
 
