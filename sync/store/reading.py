@@ -18,7 +18,7 @@ from sync import hlc as hlc_mod
 from sync.merge import FieldValue
 from sync.messages import Change, CursorExpired, Page, left_scope_message
 from sync.ops import StoredOp
-from sync.store import positions
+from sync.store import positions, statistics
 from sync.store.conflict_rows import stored_op
 from sync.store.sql import (
     driver_rows,
@@ -142,6 +142,7 @@ def pull_rows(
     `fetch` is `page_rows` (decoded columns) or `page_texts` (wire JSON per change).
     """
     plan_with_parameters(connection)
+    statistics.keep_current(connection)
     counter = positions.read(connection)
     if cursor > counter.position:
         raise CursorExpired(cursor, counter.position)
@@ -161,6 +162,7 @@ def snapshot_rows(
 ) -> tuple[list[Any], int, bool, int]:
     """One snapshot page as rows; like pull, but a cursor past the end is never refused."""
     plan_with_parameters(connection)
+    statistics.keep_current(connection)
     counter = positions.read(connection)
     return _page(connection, scope, min(cursor, counter.position), limit, counter, wall, fetch)
 
