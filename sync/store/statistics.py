@@ -4,8 +4,8 @@ A page asks for the scope's changes after a cursor in position order. Without
 statistics the planner takes the records of the scope's grids first, then every one
 of their field states after the cursor, and sorts them to keep a page: each page reads
 everything that follows it, so bootstrapping a large grid costs the square of its
-size (a 5,000-household grid took 4.6 times as long as with statistics, see
-docs/sync_store.md). With them it walks the position index and stops at a page.
+size (a 5,000-household grid took three to four times as long as with statistics,
+see docs/sync_store.md). With them it walks the position index and stops at a page.
 
 SQLite gathers no statistics by itself: a page takes them when `field_state` has more
 than doubled since they were last taken, a handful of times over a store's life, on a
@@ -55,10 +55,11 @@ def keep_current(connection: Connection) -> bool:
 
 
 # Live rows, and rows changed since the last analysis, as the statistics system counts
-# them (it may lag a second behind the latest commits).
+# them (it may lag a second behind the latest commits); no row on a standby, which
+# cannot analyze.
 _POSTGRES_CHANGES = (
-    "SELECT n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables"
-    " WHERE relid = 'field_state'::regclass"
+    "SELECT pg_stat_get_live_tuples(t), pg_stat_get_mod_since_analyze(t)"
+    " FROM (VALUES ('field_state'::regclass)) AS v(t) WHERE NOT pg_is_in_recovery()"
 )
 
 
