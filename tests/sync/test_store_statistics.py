@@ -38,10 +38,6 @@ def households(first: int, count: int, seq: int) -> list[Op]:
     return ops
 
 
-def analyzed_rows(connection) -> int:
-    return statistics._analyzed_rows(connection)
-
-
 def page_plan(engine, server: SqlServer) -> str:
     """The query plan SQLite picks for a pull page's statement, as one text."""
     seen: list[tuple] = []
@@ -69,18 +65,18 @@ def test_a_pull_takes_statistics_once_the_states_have_grown(database):
     server.push(DEVICE, households(0, 40, 1))  # 800 states: too few to bother
     assert "TEMP B-TREE" in page_plan(engine, server)
     with engine.begin() as connection:
-        assert analyzed_rows(connection) == 0
+        assert statistics._analyzed_rows(connection) == 0
 
     server.push(DEVICE, households(40, 40, 801))  # 1,600 states
     assert "USING INDEX ix_field_state_position" in page_plan(engine, server)
     with engine.begin() as connection:
-        assert 800 < analyzed_rows(connection) <= 3200
+        assert 800 < statistics._analyzed_rows(connection) <= 3200
         assert not statistics.keep_current(connection)  # current: nothing to do
 
     server.push(DEVICE, households(80, 100, 1601))  # 3,600 states: more than doubled
     server.pull([1], 0, 100)
     with engine.begin() as connection:
-        assert analyzed_rows(connection) > 3200
+        assert statistics._analyzed_rows(connection) > 3200
 
 
 def settled(engine, live: int) -> tuple[int, int]:
