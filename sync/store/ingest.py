@@ -185,9 +185,7 @@ def _merge(
     )
     restamp(connection, fields_of(connection, effect.moved), counter)
     note_moves(connection, effect.moved, counter)
-    highest = effect.highest_hlc
-    counter.hlc = max(counter.hlc, highest)
-    counter.applied_hlc = max(counter.applied_hlc, highest)
+    counter.note_applied(effect.highest_hlc)
     return conflict_rows.record(connection, gathered, moment)
 
 

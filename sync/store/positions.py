@@ -43,6 +43,11 @@ class Counter:
         self.position += count
         return first
 
+    def note_applied(self, hlc: int) -> None:
+        """Move the server's HLC and the highest applied HLC up to an applied op's."""
+        self.hlc = max(self.hlc, hlc)
+        self.applied_hlc = max(self.applied_hlc, hlc)
+
 
 def lock(connection: Connection) -> Counter:
     """Lock the counter row until the transaction ends, creating it if it is missing."""

@@ -78,9 +78,7 @@ def release(
     note_moves(connection, effect.moved, counter)
     users = {row.position: row.user_id for row in chosen}
     found, described = conflict_rows.detect(connection, released, moment, users, may_exist=True)
-    highest = effect.highest_hlc
-    counter.hlc = max(counter.hlc, highest)
-    counter.applied_hlc = max(counter.applied_hlc, highest)
+    counter.note_applied(effect.highest_hlc)
     positions.save(connection, counter)
     add_items(connection, conflict_items(described), moment)
     return ReleaseResult(released, found), described
