@@ -20,7 +20,7 @@ MAX_FORM_VERSION = 2**31 - 1
 MAX_TEXT = 65536
 MAX_LIST = 1000
 MAX_ITEM_TEXT = 1000
-_KEYS = frozenset(WIRE_KEYS)
+_KEY_COUNT = len(frozenset(WIRE_KEYS))
 _KINDS = frozenset(KINDS)
 # The schema's name pattern, anchored at both ends (the schema's `$` would also
 # allow a trailing newline, which this refuses: refusing more is safe here).
@@ -63,11 +63,16 @@ def plainly_valid(op: Any) -> bool:
 def plain_fields(op: Any) -> tuple | None:
     """The op's content in `Op` field order after the device (the HLC as an int) when
     it is plainly valid, else None: one pass both checks the op and reads it."""
-    if type(op) is not dict or op.keys() != _KEYS:
+    # Ten entries holding the ten keys are exactly the ten keys: cheaper than comparing
+    # the key sets.
+    if type(op) is not dict or len(op) != _KEY_COUNT:
         return None
-    seq, base, grid_id, version = op["seq"], op["base"], op["grid_id"], op["form_version"]
-    record_id, form_id, field, kind = op["record_id"], op["form_id"], op["field"], op["kind"]
-    hlc, value = op["hlc"], op["value"]
+    try:
+        seq, base, grid_id, version = op["seq"], op["base"], op["grid_id"], op["form_version"]
+        record_id, form_id, field, kind = op["record_id"], op["form_id"], op["field"], op["kind"]
+        hlc, value = op["hlc"], op["value"]
+    except KeyError:
+        return None
     if (
         type(seq) is not int
         or type(base) is not int
@@ -82,9 +87,10 @@ def plain_fields(op: Any) -> tuple | None:
         or type(kind) is not str
         or kind not in _KINDS
         or _HLC.fullmatch(hlc) is None
-        or not _known(_uuids, _UUID, record_id)
-        or not _known(_names, _NAME, form_id)
-        or not _known(_names, _NAME, field)
+        # the set lookups inline: a push repeats its record ids and names
+        or not (record_id in _uuids or _learn(_uuids, _UUID, record_id))
+        or not (form_id in _names or _learn(_names, _NAME, form_id))
+        or not (field in _names or _learn(_names, _NAME, field))
         or not _plain_value(value)
     ):
         return None
@@ -98,9 +104,8 @@ _uuids: set[str] = set()
 _KNOWN_MAX = 4096
 
 
-def _known(seen: set[str], pattern: re.Pattern, text: str) -> bool:
-    if text in seen:
-        return True
+def _learn(seen: set[str], pattern: re.Pattern, text: str) -> bool:
+    """Whether a text not seen yet matches; remembered if it does."""
     if pattern.fullmatch(text) is None:
         return False
     if len(seen) >= _KNOWN_MAX:

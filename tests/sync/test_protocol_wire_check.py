@@ -76,6 +76,9 @@ def test_everyday_ops_take_the_fast_path():
     assert all(plainly_valid(op) for op in everyday)
     assert not plainly_valid({**GOOD, "value": {"sha256": "0" * 64, "size": 1}})
     assert not plainly_valid({**GOOD, "hlc": "XYZ"})
+    # ten keys, one of them unknown in place of `base`
+    swapped = {key: value for key, value in GOOD.items() if key != "base"} | {"bse": 1}
+    assert not plainly_valid(swapped)
 
 
 def test_parse_ops_reports_each_bad_op_by_path():
