@@ -73,15 +73,16 @@ class Conflict:
     @classmethod
     def of(cls, x: StoredOp, y: StoredOp) -> Conflict:
         first, second = (x, y) if x.position < y.position else (y, x)
-        winner = max(x.op, y.op, key=lambda op: op.key)
+        one, two = first.op, second.op
+        winner = one if one.key > two.key else two  # two ops' keys never tie
         return cls(
-            record_id=first.op.record_id,
-            field=first.op.field,
-            first=first.op.op_id,
-            second=second.op.op_id,
-            first_position=first.position,
-            second_position=second.position,
-            winner=winner.op_id,
+            one.record_id,
+            one.field,
+            one.op_id,
+            two.op_id,
+            first.position,
+            second.position,
+            winner.op_id,
         )
 
     @property
