@@ -76,13 +76,13 @@ class Conflict:
         one, two = first.op, second.op
         winner = one if one.key > two.key else two  # two ops' keys never tie
         return cls(
-            one.record_id,
-            one.field,
-            one.op_id,
-            two.op_id,
-            first.position,
-            second.position,
-            winner.op_id,
+            record_id=one.record_id,
+            field=one.field,
+            first=one.op_id,
+            second=two.op_id,
+            first_position=first.position,
+            second_position=second.position,
+            winner=winner.op_id,
         )
 
     @property
