@@ -163,3 +163,56 @@ def test_stored_ops_survive_the_rowid_rebuild(empty_database):
         ]
     assert schema_differences(database.engine) == []
     database.dispose()
+
+
+def test_values_stored_before_0010_keep_their_numbers_and_audit_lines(empty_database):
+    """0010 rebuilds `ops` and `field_state` on SQLite so that a value's JSON text stays
+    text. The rows stored before keep their INTEGER or REAL as it is: the same numbers,
+    and the same canonical lines the audit chain hashed."""
+    from sqlalchemy import text
+
+    from server.audit.covered_ops import select_lines
+
+    database = empty_database
+    upgrade(database.engine, "0009")
+    sqlite = database.engine.dialect.name == "sqlite"
+    numbers = ["2.0", "0.30000000000000004", "12345678901234567891", "-0.0", '"7"']
+    op_row = (
+        "INSERT INTO ops (position, device_id, seq, user_id, record_id, form_id,"
+        " form_version, grid_id, field, kind, value, hlc, base, received_at)"
+        " VALUES (:n, 'd', :n, 1, 'r', 'household', 1, 1, :field, 'set', :value, :n, 0,"
+        " '2026-11-26 06:00:00.000000')"
+    )
+    state_row = (
+        "INSERT INTO field_state (record_id, field, value, hlc, device_id, seq,"
+        " op_position, multi, position) VALUES ('r', :field, :value, :n, 'd', :n, :n,"
+        " false, :n)"
+    )
+    shown = "value, typeof(value)" if sqlite else "value::text, 'json'"
+
+    def stored(connection):
+        return [
+            connection.execute(text(f"SELECT {shown} FROM {table} ORDER BY position")).all()
+            for table in ("ops", "field_state")
+        ]
+
+    with database.engine.begin() as connection:
+        for n, value in enumerate(numbers, start=1):
+            for statement in (op_row, state_row):
+                connection.execute(text(statement), {"n": n, "field": f"f{n}", "value": value})
+        before = stored(connection)
+        lines = connection.execute(select_lines(database.engine.dialect.name)).all()
+    upgrade(database.engine)
+    with database.engine.begin() as connection:
+        assert stored(connection) == before
+        assert connection.execute(select_lines(database.engine.dialect.name)).all() == lines
+        connection.execute(text(op_row), {"n": 9, "field": "f9", "value": "2.0"})
+        assert connection.execute(text(f"SELECT {shown} FROM ops WHERE position = 9")).one() == (
+            "2.0",
+            "text" if sqlite else "json",
+        )
+    if sqlite:
+        kinds = [kind for _value, kind in before[0]]
+        assert kinds == ["integer", "real", "real", "integer", "text"]
+    assert schema_differences(database.engine) == []
+    database.dispose()

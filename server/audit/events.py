@@ -213,8 +213,9 @@ def record_push(
 
     When `ops` are the store's `StoredOp`s and `received_at` their arrival time, their
     rows are rebuilt by `ingest.op_row`, the very function that wrote them, and hashed
-    here, as long as the database holds them exactly as written (`_kept_verbatim`);
-    otherwise the rows are read back.
+    here: both backends hold them exactly as written (on SQLite since migration 0010,
+    which took the value column's numeric affinity away). Otherwise the rows are read
+    back.
     """
     ops = list(ops)
     seqs = _seqs(ops)
@@ -225,7 +226,7 @@ def record_push(
         raise AuditError("a push's stored ops must be one unbroken run of seqs")
     op_range = OpRange(device_id, low, high)
     connection = session.connection()
-    if received_at is not None and _kept_verbatim(connection.dialect.name, ops):
+    if received_at is not None:
         rows = [op_row(entry, user_id, received_at) for entry in ops]
         if seqs != sorted(seqs):  # a push stores its ops in seq order already
             rows.sort(key=_seq_of)
@@ -256,24 +257,6 @@ def record_push(
 
 
 _seq_of = operator.itemgetter(2)  # an `ops` row's seq
-
-
-def _kept_verbatim(dialect: str, stored: list[StoredOp]) -> bool:
-    """Whether the database holds these ops' rows exactly as the store wrote them.
-
-    PostgreSQL's json column keeps each value's text as sent. SQLite's JSON column has
-    numeric affinity: it keeps a number's text as a 64-bit INTEGER, printed back as the
-    same text, or else as a REAL, printed back with 15 significant digits; a push with
-    a float value or an integer beyond 64 bits is read back instead.
-    """
-    if dialect == "postgresql":
-        return True
-    return all(_sqlite_keeps(entry.op.value) for entry in stored)
-
-
-def _sqlite_keeps(value: Any) -> bool:
-    kind = type(value)
-    return kind is not float and (kind is not int or -(2**63) <= value < 2**63)
 
 
 def _request_caller() -> tuple[int | None, str | None]:

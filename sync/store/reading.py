@@ -98,8 +98,9 @@ def page_texts(
 ) -> tuple[list[TextRow], bool]:
     """Like `page_rows`, as (position, change JSON text) rows."""
     postgres = is_postgres(connection)
-    # SQLite prints a REAL with 15 significant digits: such values (a stored number that
-    # is not an integer) are read as well, and their changes rebuilt exactly below.
+    # SQLite prints a REAL with 15 significant digits: such values (a number stored
+    # before migration 0010, when the column had numeric affinity, and not an integer)
+    # are read as well, and their changes rebuilt exactly below.
     change = _CHANGE_POSTGRES if postgres else _CHANGE_SQLITE
     real = "NULL" if postgres else "CASE WHEN typeof(fs.value) = 'real' THEN fs.value END"
     mark = "%s" if postgres else "?"

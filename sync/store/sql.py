@@ -97,9 +97,10 @@ def decode_json(text: str | None) -> Any:
 def sqlite_value(raw: Any) -> Any:
     """A JSON column's value as SQLite hands it back when read without conversion.
 
-    The column's numeric affinity stores a number's JSON text as an INTEGER or REAL
-    (exactly: a REAL is the double itself); everything else stays JSON text. Reading
-    the value as text instead would print a REAL with 15 significant digits.
+    Values are JSON text, but rows stored before migration 0010, when the column had
+    numeric affinity, hold a number as an INTEGER or REAL (exactly: a REAL is the
+    double itself). Reading the value as text instead would print a REAL with 15
+    significant digits.
     """
     return decode_json(raw) if type(raw) is str else raw
 

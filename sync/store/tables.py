@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     func,
 )
+from sqlalchemy.ext.compiler import compiles
 
 metadata = MetaData(
     naming_convention={
@@ -46,6 +47,26 @@ DEVICE_ID = _code_point(36)
 FORM_ID = _code_point(128)
 FIELD = _code_point(128)
 ELEMENT = _code_point(1000)
+
+
+class ValueJSON(JSON):
+    """An op's or a field's value: JSON text kept exactly as sent.
+
+    On SQLite the column is declared BLOB, which gives it no type affinity: a column
+    named JSON has numeric affinity, which stores a number's text as an INTEGER or a
+    REAL, so 2.0 came back as 2 (and no longer differed from 2), -0.0 as 0, and an
+    integer beyond 64 bits as an inexact REAL. Without affinity the text stays text.
+    PostgreSQL's json column keeps the text as sent.
+    """
+
+    cache_ok = True
+
+
+@compiles(ValueJSON, "sqlite")
+def _no_affinity(_type, _compiler, **_kw) -> str:
+    return "BLOB"
+
+
 # On SQLite an INTEGER primary key is the rowid itself (and only such a key autoincrements).
 ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -77,7 +98,7 @@ ops = Table(
     Column("grid_id", BigInteger, nullable=False),
     Column("field", FIELD, nullable=False),
     Column("kind", String(8), nullable=False),
-    Column("value", JSON(none_as_null=False)),
+    Column("value", ValueJSON(none_as_null=False)),
     Column("hlc", BigInteger, nullable=False),
     Column("base", BigInteger, nullable=False),
     Column("reason", String(40)),
@@ -115,7 +136,7 @@ field_state = Table(
     metadata,
     Column("record_id", RECORD_ID, primary_key=True),
     Column("field", FIELD, primary_key=True),
-    Column("value", JSON(none_as_null=False)),
+    Column("value", ValueJSON(none_as_null=False)),
     Column("hlc", BigInteger, nullable=False),
     Column("device_id", DEVICE_ID, nullable=False),
     Column("seq", BigInteger, nullable=False),

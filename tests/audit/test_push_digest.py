@@ -52,8 +52,8 @@ def world(database):
     return make_world(database)
 
 
-# Values whose stored text is easy to get wrong: SQLite keeps the float and the integer
-# beyond 64 bits as REALs, printed back differently, and so reads that push back.
+# Values whose stored text is easy to get wrong: a column with numeric affinity would
+# keep the float and the integer beyond 64 bits as REALs, printed back differently.
 TRICKY = ["王芳 😀", 'a|b:"c"\\d\n\te', "", 7, -(2**53), True, None, ["x", 1.5], {"k": "v"}]
 NUMBERS = [0.1 + 0.2, 1e16, -0.0, 2.0, 2**64]
 

@@ -1,8 +1,9 @@
 """Stored values keep their exact meaning on both backends: retries, conflicts, pages.
 
-SQLite stores a JSON number's text as an INTEGER or REAL (the column has numeric
-affinity) and prints a REAL with 15 significant digits; the store must never compare
-or serve such a value by that print.
+The value columns keep each value's JSON text as sent on both backends (on SQLite they
+have no type affinity). Rows stored before that (migration 0010) hold a number as an
+INTEGER or REAL, which SQLite prints with 15 significant digits: the store must never
+compare or serve such a value by that print.
 """
 
 from __future__ import annotations
@@ -70,6 +71,39 @@ def test_pages_serve_precise_floats(database):
         )
     served = {json.loads(row.text)["field"]: json.loads(row.text)["value"] for row in rows}
     assert served == {f"f{n}": value for n, value in enumerate(FLOATS, start=1)}
+
+
+# JSON numbers a column with numeric affinity would change: integral floats become
+# integers, an integer beyond 64 bits a REAL (inexact past 2^53), -0.0 plain 0.
+EXACT = [2.0, -0.0, 1e16, 12345678901234567891, -(2**70) - 1]
+
+
+def test_numbers_come_back_as_sent(database):
+    store, model = servers(database)
+    sent = [op(A, n, f"f{n}", value) for n, value in enumerate(EXACT, start=1)]
+    for server in (store, model):
+        assert server.push(A, sent).applied == len(sent)
+    with database.engine.begin() as connection:
+        rows, _cursor, _more, _hlc = reading.pull_rows(
+            connection, None, 0, 100, fetch=reading.page_texts
+        )
+    served = {json.loads(row.text)["field"]: row.text for row in rows}
+    for n, value in enumerate(EXACT, start=1):
+        assert f'"value":{json.dumps(value)},' in served[f"f{n}"]
+    stored = {slot: json.dumps(state.value) for slot, state in store.state().items()}
+    assert stored == {slot: json.dumps(state.value) for slot, state in model.state().items()}
+    assert [json.dumps(entry.op.value) for entry in store.log()] == list(map(json.dumps, EXACT))
+
+
+def test_one_and_one_point_zero_conflict_like_the_model(database):
+    store, model = servers(database)
+    for server in (store, model):
+        server.push(A, [op(A, 1, "count", 1), op(A, 2, "same", 1.0)])
+        server.push(B, [op(B, 1, "count", 1.0), op(B, 2, "same", 1.0)])
+    assert store.conflicts() == {
+        row.conflict.ident: row.resolved for row in model.conflicts.values()
+    }
+    assert [ident[1] for ident in store.conflicts()] == ["count"]
 
 
 json_values = st.recursive(

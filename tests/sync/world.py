@@ -23,7 +23,7 @@ FORMS: dict[str, dict[int, dict[str, str]]] = {
         1: {"head_name": "text", "size": "integer", "tags": "multi", "intro": "note"},
         2: {"head_name": "text", "size": "integer", "tags": "multi", "phone": "text"},
     },
-    "hazard": {1: {"severity": "one", "tags": "multi", "size": "integer"}},
+    "hazard": {1: {"severity": "one", "tags": "multi", "size": "integer", "depth": "decimal"}},
 }
 
 RECORDS = (
@@ -64,6 +64,9 @@ def check_field(op: Op) -> Verdict | None:
         if isinstance(op.value, bool) or not isinstance(op.value, int):
             return Verdict(Reason.WRONG_TYPE, "integer expected")
         return None if 0 <= op.value <= 30 else Verdict(Reason.OUT_OF_RANGE, "0 to 30")
+    if kind == "decimal":
+        number = isinstance(op.value, int | float) and not isinstance(op.value, bool)
+        return None if number else Verdict(Reason.WRONG_TYPE, "number expected")
     if op.value not in SEVERITY:
         return Verdict(Reason.UNKNOWN_CHOICE, repr(op.value))
     return None
@@ -97,6 +100,8 @@ VALID_EDITS = {
     "hazard": [
         ("severity", SET, SEVERITY),
         ("size", SET, (4, 5)),
+        # 1 and 1.0 differ as JSON: setting one over the other concurrently conflicts.
+        ("depth", SET, (1, 1.0, 2.5)),
         ("tags", ADD, CHOICES),
         ("tags", REMOVE, CHOICES),
         ("_deleted", SET, (True, False)),
