@@ -7,6 +7,7 @@ from pathlib import Path
 
 from forms.definition import from_dict, to_dict
 from forms.model import DefinitionError, FormVersion
+from forms.unicode import unstorable_path
 from forms.xform import read_xform, write_xform
 from forms.xlsform import XLSFormError, one_line, read_xlsform, write_xlsform
 
@@ -26,6 +27,9 @@ def _read_json(data: bytes) -> dict:
         raise FormFileError(f"not a JSON form definition ({one_line(error)})") from None
     if not isinstance(parsed, dict):
         raise FormFileError("not a JSON form definition (the document is not an object)")
+    where = unstorable_path(parsed)
+    if where is not None:
+        raise FormFileError(f"not a JSON form definition (NUL or a lone surrogate at {where})")
     return parsed
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forms.unicode import unstorable_path
 from mobile_schema.errors import DeviceError, EditRejected, NeedsRegistration, ServerBusy
 from mobile_schema.form_catalog import FormCatalog
 from mobile_schema.local_store import DeviceState, LocalStore
@@ -267,6 +268,8 @@ class DeviceClient:
             )
             if refusal is not None:
                 raise EditRejected(refusal.reason, refusal.detail)
+            if unstorable_path(edit.value) is not None:  # the server refuses the whole push
+                raise EditRejected("wrong_type", f"{edit.field!r}: NUL or a lone surrogate")
         if not edits:
             return
         with self.store.transaction("edit") as connection:

@@ -11,6 +11,7 @@ from server import errors, health, logs, metrics
 from server.api import blueprints
 from server.audit.tasks import BEAT_SCHEDULE as AUDIT_SCHEDULE
 from server.db import Database
+from server.request_text import refuse_nul
 from server.settings import Settings, from_env
 from server.tasks import celery_init_app
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     errors.init_app(app)
     logs.init_app(app)
     metrics.init_app(app)
+    app.before_request(refuse_nul)
     app.after_request(_security_headers)
     celery_app = celery_init_app(app, settings)
     # Periodic work for `celery -A server.worker beat`.

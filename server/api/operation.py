@@ -15,9 +15,9 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError
-from werkzeug.exceptions import BadRequest
 
 from server.errors import ApiError, ErrorCode
+from server.request_text import parse_body
 
 JSON = "application/json"
 DOC_ATTRIBUTE = "__apidoc__"
@@ -77,10 +77,7 @@ def require_media_type(*accepted: str) -> None:
 def json_body() -> Any:
     """The parsed JSON body; 415 when it is not JSON, 400 when it does not parse."""
     require_media_type(JSON)
-    try:
-        return request.get_json(force=True, silent=False)
-    except BadRequest:
-        raise ApiError(ErrorCode.INVALID_JSON) from None
+    return parse_body(request.get_data())
 
 
 def load_body(schema: type[Schema]) -> Any:

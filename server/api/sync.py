@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -18,6 +18,7 @@ from server import sync_service
 from server.auth import device_required
 from server.db import database, db_session
 from server.errors import ApiError, ErrorCode
+from server.request_text import parse_body
 from server.settings import Settings
 from sync.messages import CursorExpired, SeqGap, SeqReuse
 from sync.protocol import MalformedRequest, PullRequest
@@ -31,10 +32,6 @@ GZIP_LEVEL = 1  # pages are large and repetitive: the fastest level already shri
 
 def get_settings() -> Settings:
     return current_app.extensions["fieldsync.settings"]
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _body(limit: int) -> Any:
@@ -57,10 +54,7 @@ def _body(limit: int) -> Any:
         )
     if len(raw) > limit:
         raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, f"more than {limit} bytes")
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(ErrorCode.INVALID_JSON, "the body is not valid JSON") from None
+    return parse_body(raw)
 
 
 def _schema_errors(body: Any) -> tuple[list[dict[str, str]], list[tuple | None] | None]:

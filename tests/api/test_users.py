@@ -161,3 +161,22 @@ def test_errors_never_leak_internals(client, world):
     for secret in ("Traceback", "/work/", "SELECT", "sqlalchemy", ".py"):
         assert secret not in text
     assert body["detail"]
+
+
+def test_nul_a_lone_surrogate_or_nan_is_refused_before_anything_is_stored(client, world):
+    bodies = [
+        (b'{"username": "a\\ud800", "password": "long enough 1", "role": "worker"}', "/username"),
+        (b'{"username": "b", "password": "long \\u0000 1", "role": "worker"}', "/password"),
+        (b'{"username": "nan", "password": "long enough 1", "role": "worker", "x": NaN}', None),
+    ]
+    for body, path in bodies:
+        reply = client.post(
+            "/api/v1/users",
+            data=body,
+            content_type="application/json",
+            headers=world.headers("admin"),
+        )
+        problem = assert_problem(reply, 400, "invalid_json")
+        assert [error["path"] for error in problem.get("errors", [])] == ([path] if path else [])
+    listed = client.get("/api/v1/users", headers=world.headers("admin")).get_json()
+    assert not {"a\ud800", "b", "nan"} & {item["username"] for item in listed["items"]}

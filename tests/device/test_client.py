@@ -40,6 +40,8 @@ def test_edits_go_through_the_forms_validator_and_scope(make_device):
         (lambda: phone.set(record_id, "housing_type", "castle"), "unknown_choice"),
         (lambda: phone.set(record_id, "no_such_field", 1), "unknown_field"),
         (lambda: phone.set(record_id, "head_name", 42), "wrong_type"),
+        (lambda: phone.set(record_id, "head_name", "a\ud800"), "wrong_type"),  # no text
+        (lambda: phone.set(record_id, "head_name", "a\x00"), "wrong_type"),
         (lambda: phone.create("household", GRID_C, {"head_name": "x"}), "grid_out_of_scope"),
         (lambda: phone.create("no_such_form", GRID_A, {}), "unknown_form"),
         (lambda: phone.set("00000000-0000-4000-8000-000000000000", "notes", "x"), "unknown_record"),

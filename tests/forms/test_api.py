@@ -48,3 +48,20 @@ def test_bundle_etag_and_admin_changes(client, database):
     )
     assert bad.status_code == 422
     assert bad.json["code"] == "invalid_form"
+
+
+def test_a_json_form_with_a_lone_surrogate_is_refused(client, database):
+    import json
+
+    admin = token_for(database, "admin")
+    definition = json.loads(source_path("hazard_check").read_text())
+    definition["title"]["en"] += "\ud800"  # json.dumps writes it as a lone escape
+    reply = client.post(
+        "/api/v1/forms/import?name=hazard.json&publish=true",
+        data=json.dumps(definition).encode(),
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 422
+    assert reply.json["code"] == "invalid_form"
+    assert "lone surrogate at /title/en" in reply.json["detail"]
+    assert client.get("/api/v1/forms/bundle", headers=admin).json["forms"] == []

@@ -126,6 +126,51 @@ def test_bad_json_bad_gzip_and_no_token(client, world):
     assert checked(response, 422, "problem")["code"] == "schema_violation"
 
 
+def _post_text(client, worker, text: str):
+    """POST a push body written out by hand (json.dumps would escape it its own way)."""
+    return client.post(
+        "/api/v1/sync/push",
+        data=text.encode("utf-8", "surrogatepass"),
+        headers={**worker.headers, "Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "written", "path"),
+    [
+        ("field", '"people_\\ud800met"', "/ops/0/field"),  # escaped, high half alone
+        ("form_id", '"household_\\udc00visit"', "/ops/0/form_id"),  # low half alone
+        ("value", '"a\\ude00\\ud83d"', "/ops/0/value"),  # both halves, wrong order
+        ("value", '"a\ud800b"', "/ops/0/value"),  # a surrogate's own UTF-8 bytes
+        ("value", '"a\\u0000b"', "/ops/0/value"),  # NUL, which PostgreSQL's text refuses
+    ],
+)
+def test_nul_or_a_lone_surrogate_is_refused_with_its_path(
+    client, world, database, where, written, path
+):
+    worker = phone(client, world, "worker")
+    op = worker.op(record_id(), "people_met", "x", grid=world.grids["S-C1-R1-G1"])
+    op[where] = "placeholder"
+    text = json.dumps({"ops": [op]}).replace('"placeholder"', written)
+    problem = checked(_post_text(client, worker, text), 400, "problem")
+    assert problem["code"] == "invalid_json"
+    assert [error["path"] for error in problem["errors"]] == [path]
+    assert stored_count(database) == 0
+
+
+def test_escaped_pairs_and_backslashes_are_text(client, world):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    rid = record_id()
+    texts = ["😀 \\ud800", "王芳 😀"]  # an emoji, then a backslash before "ud800"
+    ops = [worker.op(rid, "people_met", texts[0], grid=grid)]
+    ops.append(worker.op(rid, "services_given", texts[1], grid=grid))
+    reply = _post_text(client, worker, json.dumps({"ops": ops}))  # escapes as \ud83d\ude00
+    assert checked(reply, 200, "push_response")["applied"] == 2
+    values = {change["field"]: change["value"] for change in worker.pull_all()}
+    assert values == {"people_met": texts[0], "services_given": texts[1]}
+
+
 def test_gzip_both_ways(client, world):
     worker = phone(client, world, "worker")
     grid = world.grids["S-C1-R1-G1"]
