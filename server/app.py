@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, Response
 
 from server import errors, health, logs, metrics
-from server.api import blueprints
+from server.api import CONVERTERS, blueprints
 from server.audit.tasks import BEAT_SCHEDULE as AUDIT_SCHEDULE
 from server.db import Database
 from server.request_text import refuse_nul
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     # Periodic work for `celery -A server.worker beat`.
     celery_app.conf.beat_schedule = {**AUDIT_SCHEDULE}
 
+    app.url_map.converters.update(CONVERTERS)
     app.register_blueprint(health.bp)
     for blueprint in blueprints():
         app.register_blueprint(blueprint)

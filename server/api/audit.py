@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import PageQuery, page_of
+from server.api.schemas import PageQuery, page_of, position, row_id
 from server.audit.chain import format_time
 from server.audit.history import load_ops, record_history, state_at
 from server.db import db_session
@@ -27,15 +27,13 @@ TAGS = ("audit",)
 
 
 class EventsQuery(PageQuery):
-    after = fields.Integer(
-        validate=validate.Range(0), metadata={"description": "The last event id seen."}
-    )
+    after = position(metadata={"description": "The last event id seen."})
     action = fields.String(validate=validate.Length(1, 64))
     target_type = fields.String(validate=validate.Length(1, 32))
     target_id = fields.String(validate=validate.Length(1, 100))
-    user_id = fields.Integer()
+    user_id = row_id()
     device_id = fields.String(validate=validate.Length(1, 36))
-    grid_id = fields.Integer(metadata={"description": "Only events about this grid."})
+    grid_id = row_id(metadata={"description": "Only events about this grid."})
     since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
     until = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
 

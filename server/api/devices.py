@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import DeviceOut, PageQuery, UserRef, page_of
+from server.api.schemas import DeviceOut, PageQuery, UserRef, page_of, row_id
 from server.db import db_session
 from server.devices import devices_query, register_device, revoke_device
 from server.errors import ErrorCode
@@ -42,7 +42,7 @@ class RegisterOut(Schema):
 
 class DevicesQuery(PageQuery):
     include_revoked = fields.Boolean(load_default=False)
-    user_id = fields.Integer()
+    user_id = row_id()
     after = fields.String(metadata={"description": "The last device id of the previous page."})
 
 

@@ -12,6 +12,7 @@ from forms import from_dict
 from forms.io import FORMATS, SUFFIXES, write_form
 from server import form_store
 from server.api.operation import operation
+from server.api.schemas import row_id
 from server.db import database, db_session
 from server.errors import ApiError, ErrorCode
 from server.models import Role, VersionStatus
@@ -41,17 +42,11 @@ class ExportQuery(Schema):
 
 
 class DiffQuery(Schema):
-    old = fields.Integer(
-        required=True,
-        data_key="from",
-        validate=validate.Range(min=1),
-        metadata={"description": "The version to compare from."},
+    old = row_id(
+        required=True, data_key="from", metadata={"description": "The version to compare from."}
     )
-    new = fields.Integer(
-        required=True,
-        data_key="to",
-        validate=validate.Range(min=1),
-        metadata={"description": "The version to compare to."},
+    new = row_id(
+        required=True, data_key="to", metadata={"description": "The version to compare to."}
     )
 
 
@@ -92,7 +87,7 @@ def _readable(form_id: str, version: int):
     return row
 
 
-@bp.get("/<form_id>/versions/<int:version>", endpoint="get_version")
+@bp.get("/<form_id>/versions/<row_id:version>", endpoint="get_version")
 @operation("One version with its definition", tags=TAGS)
 def get_version(form_id: str, version: int):
     row = _readable(form_id, version)
@@ -113,7 +108,7 @@ def diff_versions(form_id: str, query):
     return changes.as_dict()
 
 
-@bp.get("/<form_id>/versions/<int:version>/export", endpoint="export_version")
+@bp.get("/<form_id>/versions/<row_id:version>/export", endpoint="export_version")
 @operation("One version as an XLSForm, XForm or JSON file", tags=TAGS, query=ExportQuery)
 def export_version(form_id: str, version: int, query):
     row = _readable(form_id, version)
@@ -152,7 +147,7 @@ def import_form(query):
     return _summary(row)
 
 
-@bp.post("/<form_id>/versions/<int:version>/publish", endpoint="publish")
+@bp.post("/<form_id>/versions/<row_id:version>/publish", endpoint="publish")
 @operation("Publish a draft: it becomes immutable and devices receive it", tags=TAGS)
 def publish(form_id: str, version: int):
     session = db_session()
@@ -162,7 +157,7 @@ def publish(form_id: str, version: int):
     return _summary(row)
 
 
-@bp.post("/<form_id>/versions/<int:version>/retire", endpoint="retire")
+@bp.post("/<form_id>/versions/<row_id:version>/retire", endpoint="retire")
 @operation("Retire a published version: devices stop receiving it", tags=TAGS)
 def retire(form_id: str, version: int):
     session = db_session()

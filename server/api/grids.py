@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import GridOut, PageQuery, page_of
+from server.api.schemas import GridOut, PageQuery, page_of, row_id
 from server.db import db_session
 from server.errors import ApiError, ErrorCode
 from server.grids import LEVELS, add_grid, import_grids, move_grid, rename_grid, retire_grid
@@ -20,22 +20,22 @@ MAX_CSV_BYTES = 2 * 1024 * 1024
 
 
 class GridsQuery(PageQuery):
-    under = fields.Integer(metadata={"description": "Only this grid and its sub-grids."})
+    under = row_id(metadata={"description": "Only this grid and its sub-grids."})
     level = fields.String(validate=validate.OneOf(LEVELS))
     include_retired = fields.Boolean(load_default=False)
-    after = fields.Integer(metadata={"description": "The last grid id of the previous page."})
+    after = row_id(metadata={"description": "The last grid id of the previous page."})
 
 
 class GridCreate(Schema):
     code = fields.String(required=True, validate=validate.Length(1, 64))
     name = fields.String(required=True, validate=validate.Length(1, 200))
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
-    parent_id = fields.Integer(allow_none=True, load_default=None)
+    parent_id = row_id(allow_none=True, load_default=None)
 
 
 class GridChange(Schema):
     name = fields.String(validate=validate.Length(1, 200))
-    parent_id = fields.Integer(
+    parent_id = row_id(
         allow_none=True, metadata={"description": "Move under this grid; null: to the top."}
     )
 
@@ -131,13 +131,13 @@ def import_grids_view():
     return {"imported": len(grids), "grids": grids}
 
 
-@bp.get("/<int:grid_id>")
+@bp.get("/<row_id:grid_id>")
 @operation("One grid", tags=TAGS, response=GridOut)
 def get_grid(grid_id: int):
     return db_session().get(Grid, grid_id)
 
 
-@bp.patch("/<int:grid_id>", endpoint="update_grid")
+@bp.patch("/<row_id:grid_id>", endpoint="update_grid")
 @operation(
     "Rename a grid, or move it with its subtree", tags=TAGS, body=GridChange, response=GridOut
 )
@@ -152,7 +152,7 @@ def update_grid_view(grid_id: int, body):
     return grid
 
 
-@bp.post("/<int:grid_id>/retire", endpoint="retire_grid")
+@bp.post("/<row_id:grid_id>/retire", endpoint="retire_grid")
 @operation("Retire a grid and its sub-grids (their records stay)", tags=TAGS, response=RetireOut)
 def retire_grid_view(grid_id: int):
     session = db_session()

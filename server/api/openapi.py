@@ -18,12 +18,19 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template_string
 from server.api.access import ALL, RULES, Auth, Rule
 from server.api.catalog import EXTERNAL_DOCS
 from server.api.operation import JSON, Operation, documented
+from server.api.schemas import MAX_POSITION, MAX_ROW_ID
 from server.errors import PROBLEM_JSON, ErrorCode
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
 _ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
+# What each path converter accepts (`server.api.CONVERTERS`); any other is a string.
+_PATH_SCHEMAS = {
+    "int": {"type": "integer", "minimum": 0},
+    "row_id": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
+    "big_id": {"type": "integer", "minimum": 1, "maximum": MAX_POSITION},
+}
 
 PROBLEM = {
     "type": "object",
@@ -67,10 +74,8 @@ def openapi_path(rule_text: str) -> tuple[str, list[dict[str, Any]]]:
     """'/a/<int:id>' as '/a/{id}' and its path parameters."""
     parameters = []
     for match in _ARGUMENT.finditer(rule_text):
-        kind = "integer" if match["converter"] == "int" else "string"
-        parameters.append(
-            {"in": "path", "name": match["name"], "required": True, "schema": {"type": kind}}
-        )
+        schema = _PATH_SCHEMAS.get(match["converter"], {"type": "string"})
+        parameters.append({"in": "path", "name": match["name"], "required": True, "schema": schema})
     return _ARGUMENT.sub(lambda m: "{" + m["name"] + "}", rule_text), parameters
 
 

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, validate
 from forms import from_dict
 from server.api.access import caller_scope
 from server.api.operation import operation
+from server.api.schemas import row_id
 from server.audit import Action, record_event
 from server.db import database, db_session
 from server.errors import ApiError, ErrorCode
@@ -24,7 +25,7 @@ REVIEW_STATES = ("pending", *(str(decision) for decision in ReviewDecision))
 class RecordFilters(Schema):
     """The filters the records list and the export share."""
 
-    grid = fields.Integer(metadata={"description": "Only records in this grid's subtree."})
+    grid = row_id(metadata={"description": "Only records in this grid's subtree."})
     review = fields.String(validate=validate.OneOf(REVIEW_STATES))
     since = fields.AwareDateTime(metadata={"description": "Changed at or after (RFC 3339)."})
     until = fields.AwareDateTime(metadata={"description": "Changed before (RFC 3339)."})
@@ -35,7 +36,7 @@ class RecordsQuery(RecordFilters):
     form = fields.String(metadata={"description": "Only records of this form."})
     flagged = fields.Boolean(metadata={"description": "With (true) or without validation flags."})
     has_conflicts = fields.Boolean(metadata={"description": "With (true) or without open ones."})
-    author = fields.Integer(metadata={"description": "Records this user's ops touched."})
+    author = row_id(metadata={"description": "Records this user's ops touched."})
     q = fields.String(
         validate=validate.Length(1, 200), metadata={"description": "Text in any text field."}
     )
@@ -51,7 +52,7 @@ EXPORT_CHOICES = ("form", "version", "group")  # what to export; the other keys 
 
 class ExportQuery(RecordFilters):
     form = fields.String(required=True, metadata={"description": "The form to export."})
-    version = fields.Integer(
+    version = row_id(
         metadata={"description": "The version whose fields make the columns (newest published)."}
     )
     group = fields.String(

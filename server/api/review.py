@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from server.api.access import caller_scope
 from server.api.operation import operation
 from server.api.records import CommentOut, ReviewOut
+from server.api.schemas import position, row_id
 from server.db import database, db_session
 from server.errors import ErrorCode
 from server.models import ReviewDecision
@@ -45,7 +46,7 @@ class EditsIn(Schema):
 
 
 class ResolveIn(Schema):
-    keep = fields.Integer(metadata={"description": "The op position of the value to keep."})
+    keep = position(metadata={"description": "The op position of the value to keep."})
     value = fields.Raw(allow_none=True, metadata={"description": "A new value instead."})
 
     @validates_schema
@@ -77,10 +78,10 @@ def _rules(form_key: tuple[str, int]):
 class QuarantineQuery(Schema):
     reason = fields.String()
     device_id = fields.String()
-    user_id = fields.Integer()
+    user_id = row_id()
     record_id = fields.String()
     form_id = fields.String()
-    after = fields.Integer(metadata={"description": "The last position of the previous page."})
+    after = position(metadata={"description": "The last position of the previous page."})
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 
@@ -166,7 +167,7 @@ def edit_record_view(record_id: str, body):
     return reply
 
 
-@bp.post("/conflicts/<int:conflict_id>/resolve", endpoint="resolve_conflict")
+@bp.post("/conflicts/<big_id:conflict_id>/resolve", endpoint="resolve_conflict")
 @operation(
     "Resolve a conflict: keep one side's value or enter a new one (an ordinary later edit)",
     tags=TAGS,
@@ -192,13 +193,13 @@ def list_quarantine(query):
     return list_quarantined(db_session(), caller_scope(), query)
 
 
-@bp.get("/quarantine/<int:position>", endpoint="get_quarantined")
+@bp.get("/quarantine/<big_id:position>", endpoint="get_quarantined")
 @operation("One quarantined op", tags=TAGS, response=QuarantinedOne)
 def get_quarantined(position: int):
     return quarantined_op(db_session(), position)
 
 
-@bp.post("/quarantine/<int:position>/release", endpoint="release_quarantined")
+@bp.post("/quarantine/<big_id:position>/release", endpoint="release_quarantined")
 @operation(
     "Release a quarantined op: the state becomes as if it had applied from the start",
     tags=TAGS,

@@ -8,6 +8,22 @@ from server.grids import LEVELS
 from server.users import ROLES
 
 MAX_PAGE = 500
+# Users, grids and form versions are numbered in INTEGER columns, positions, event and
+# conflict ids in BIGINT ones that JSON carries exactly up to 2^53 - 1. A number past
+# its column's range matches nothing, but PostgreSQL refuses to compare it at all, so
+# the API bounds every id it is given: 422 in a query or body, 404 in a path.
+MAX_ROW_ID = 2**31 - 1
+MAX_POSITION = 2**53 - 1
+
+
+def row_id(**kwargs) -> fields.Integer:
+    """A user id, grid id or form version: 1 to 2^31 - 1."""
+    return fields.Integer(validate=validate.Range(1, MAX_ROW_ID), **kwargs)
+
+
+def position(**kwargs) -> fields.Integer:
+    """A position or an event id, or 0 for "before the first": 0 to 2^53 - 1."""
+    return fields.Integer(validate=validate.Range(0, MAX_POSITION), **kwargs)
 
 
 class PageQuery(Schema):

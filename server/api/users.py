@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import PageQuery, UserOut, page_of
+from server.api.schemas import PageQuery, UserOut, page_of, row_id
 from server.auth import csrf_token
 from server.db import db_session
 from server.errors import ApiError, ErrorCode
@@ -45,7 +45,7 @@ class UserCreate(Schema):
     password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     display_name = fields.String(load_default="", validate=validate.Length(max=200))
-    grid_ids = fields.List(fields.Integer(), load_default=list)
+    grid_ids = fields.List(row_id(), load_default=list)
 
 
 class UserChange(Schema):
@@ -55,7 +55,7 @@ class UserChange(Schema):
 
 
 class GridIds(Schema):
-    grid_ids = fields.List(fields.Integer(), required=True)
+    grid_ids = fields.List(row_id(), required=True)
 
 
 class NewPassword(Schema):
@@ -128,13 +128,13 @@ def create_user_view(body):
     return user
 
 
-@bp.get("/users/<int:user_id>")
+@bp.get("/users/<row_id:user_id>")
 @operation("One user", tags=TAGS, response=UserOut)
 def get_user(user_id: int):
     return db_session().get(User, user_id)
 
 
-@bp.patch("/users/<int:user_id>", endpoint="update_user")
+@bp.patch("/users/<row_id:user_id>", endpoint="update_user")
 @operation(
     "Change a user's name or role, or disable them (their devices are revoked)",
     tags=TAGS,
@@ -151,7 +151,7 @@ def update_user_view(user_id: int, body):
     return user
 
 
-@bp.put("/users/<int:user_id>/grids")
+@bp.put("/users/<row_id:user_id>/grids")
 @operation(
     "Assign a user to grids (supervisors: field staff, within their own scope)",
     tags=TAGS,
@@ -170,7 +170,7 @@ def set_user_grids(user_id: int, body):
     return user
 
 
-@bp.post("/users/<int:user_id>/password", endpoint="reset_password")
+@bp.post("/users/<row_id:user_id>/password", endpoint="reset_password")
 @operation(
     "Set a new password (ends the user's web sessions, lifts sign-in locks)",
     tags=TAGS,
