@@ -23,8 +23,9 @@ MAX_ITEM_TEXT = 1000
 _KEY_COUNT = len(frozenset(WIRE_KEYS))
 _KINDS = frozenset(KINDS)
 # The schema's name pattern, anchored at both ends (the schema's `$` would also
-# allow a trailing newline, which this refuses: refusing more is safe here).
-_NAME = re.compile("[A-Za-z_\u00c0-\uffff][A-Za-z0-9_.\\-\u00b7\u00c0-\uffff]{0,127}")
+# allow a trailing newline, which this refuses: refusing more is safe here). No name
+# holds a character JSON must escape, which pull pages on PostgreSQL rely on.
+NAME = re.compile("[A-Za-z_\u00c0-\uffff][A-Za-z0-9_.\\-\u00b7\u00c0-\uffff]{0,127}")
 _UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HLC = re.compile("[0-9a-f]{16}")
 
@@ -89,8 +90,8 @@ def plain_fields(op: Any) -> tuple | None:
         or _HLC.fullmatch(hlc) is None
         # the set lookups inline: a push repeats its record ids and names
         or not (record_id in _uuids or _learn(_uuids, _UUID, record_id))
-        or not (form_id in _names or _learn(_names, _NAME, form_id))
-        or not (field in _names or _learn(_names, _NAME, field))
+        or not (form_id in _names or _learn(_names, NAME, form_id))
+        or not (field in _names or _learn(_names, NAME, field))
         or not _plain_value(value)
     ):
         return None

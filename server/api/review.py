@@ -14,6 +14,7 @@ from server.errors import ErrorCode
 from server.models import ReviewDecision
 from server.quarantine import list_quarantined, quarantined_op
 from server.review import add_comment, decide, edit_record, record_form, release_op, resolve
+from sync.wire_check import NAME
 
 bp = Blueprint("review", __name__, url_prefix="/api/v1")
 TAGS = ("review",)
@@ -36,7 +37,12 @@ class CommentIn(Schema):
 
 
 class EditIn(Schema):
-    field = fields.String(required=True, validate=validate.Length(1, 128))
+    field = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            NAME.pattern + r"\Z", error="a field name: a letter or '_', then letters, digits, _-."
+        ),
+    )
     kind = fields.String(load_default="set", validate=validate.OneOf(["set", "add", "remove"]))
     value = fields.Raw(required=True, allow_none=True)
 

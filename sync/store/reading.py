@@ -67,22 +67,23 @@ def page_rows(
 
 # One change in wire form, built by the database: the page's JSON is then the rows'
 # texts joined, with no value decoded and encoded again on the way (docs/protocol.md,
-# Change). Strings go through the database's JSON quoting; the value is stored JSON.
+# Change). The value is stored JSON; on SQLite strings go through json_object's quoting.
 _CHANGE_SQLITE = (
     "json_object('record_id', fs.record_id, 'form_id', r.form_id,"
     " 'form_version', r.form_version, 'grid_id', r.grid_id, 'field', fs.field,"
     " 'value', json(fs.value), 'hlc', printf('%016x', fs.hlc),"
     " 'device_id', fs.device_id, 'position', fs.position)"
 )
+# PostgreSQL: ids and names go between quotes as they are. Record and device ids are
+# UUIDs, form and field names match the protocol's name pattern (`sync.wire_check.NAME`,
+# which every pushed op and every server edit is held to): none holds a character JSON
+# escapes. Quoting them with to_json took 40% of the statement's time.
 _CHANGE_POSTGRES = (
-    """'{"record_id":' || to_json(fs.record_id)::text"""
-    """ || ',"form_id":' || to_json(r.form_id)::text"""
-    """ || ',"form_version":' || r.form_version || ',"grid_id":' || r.grid_id"""
-    """ || ',"field":' || to_json(fs.field)::text"""
-    """ || ',"value":' || coalesce(fs.value::text, 'null')"""
+    """'{"record_id":"' || fs.record_id || '","form_id":"' || r.form_id"""
+    """ || '","form_version":' || r.form_version || ',"grid_id":' || r.grid_id"""
+    """ || ',"field":"' || fs.field || '","value":' || coalesce(fs.value::text, 'null')"""
     """ || ',"hlc":"' || lpad(to_hex(fs.hlc), 16, '0')"""
-    """ || '","device_id":' || to_json(fs.device_id)::text"""
-    """ || ',"position":' || fs.position || '}'"""
+    """ || '","device_id":"' || fs.device_id || '","position":' || fs.position || '}'"""
 )
 
 

@@ -146,6 +146,19 @@ def test_supervisor_edits_are_ops_that_devices_pull(client, forms_world, setting
     assert detail["fields"]["severity"]["user_id"] == w.users["supervisor"]
 
 
+def test_an_edit_names_its_field_as_the_protocol_does(client, forms_world, settings):
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    for name in ['say "hi"', "back\\slash", "two words", "", "9lives"]:
+        reply = client.post(
+            f"/api/v1/records/{record_id}/edits",
+            json={"edits": [{"field": name, "value": 1}]},
+            headers=w.headers("supervisor"),
+        )
+        problem = assert_problem(reply, 422, "validation_failed")
+        assert [error["path"] for error in problem["errors"]] == ["/edits/0/field"], problem
+
+
 def test_resolving_a_conflict(client, forms_world, settings):
     w = forms_world
     record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
