@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.ingest import Device, push
 from bench.sync_world import field_kinds, fresh_database, populate, value_for
 from server import sync_service
+from server.heap import settle
 from server.settings import Settings
 from sync import protocol
 
@@ -70,6 +71,8 @@ def run(backend: str, households: int, page_size: int) -> dict:
         world = populate(database, fields=FIELDS)
         world.known = sync_service.warm(database, [("bench_visit", 1)])
         fill(database, world, households)
+        # What a server worker does once started (server/heap.py), as bench/ingest.py.
+        settle()
         states, pages, seconds, sent = bootstrap(database, world, page_size)
     return {
         "backend": backend,
