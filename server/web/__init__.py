@@ -7,6 +7,8 @@ The supervisor pages themselves hang under /web/ and use `Auth.PAGE` rules.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, g, make_response, redirect, render_template_string, request, url_for
 
 from server.auth import check_csrf, csrf_token, end_session, start_session
@@ -40,9 +42,22 @@ HOME = """{% extends page %}{% block body %}
 </form>{% endblock %}"""
 
 
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site; anything else (//host, https://…) goes home."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site; anything else (//host, https://…) goes home.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so a
+    slash, a tab and a slash lead to another host: a target holding a control
+    character, a space or a backslash is refused rather than cleaned.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not _UNSAFE_IN_NEXT.search(target)
+    ):
         return target
     return url_for("web.home")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from server import signin
 from tests.api.factories import PASSWORD
 from tests.api.problems import assert_problem
@@ -95,3 +97,18 @@ def test_a_password_reset_ends_existing_sessions(client, world):
 def test_next_never_leaves_the_site(client, world):
     reply = sign_in(client, next_path="//evil.example/")
     assert reply.headers["Location"] == "/web/"
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    ["/\t/evil.example/", "/\n/evil.example/", "/\r\n/evil.example/", "/\\evil.example/", "/ /x"],
+)
+def test_next_with_characters_browsers_drop_goes_home(client, world, next_path):
+    reply = sign_in(client, next_path=next_path)
+    assert reply.status_code == 303
+    assert reply.headers["Location"] == "/web/"
+
+
+def test_next_with_characters_browsers_drop_is_not_offered_by_the_form(client, world):
+    page = client.get("/web/signin?next=/%09/evil.example").get_data(as_text=True)
+    assert 'name="next" value="/web/"' in page
