@@ -20,6 +20,8 @@ from server.models import Attachment, Comment, Grid, Review
 from server.scope import Scope
 from sync.store import tables as t
 
+MAX_BIGINT = 2**63 - 1
+
 r, fs, o, c = t.records, t.field_state, t.ops, t.conflicts
 SORTS = {
     "changed": (r.c.changed_position, False),
@@ -44,7 +46,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, record_id = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(value, int) or not isinstance(record_id, str):
+        # Sort values are positions (BIGINT); a bool is an int to Python but not to SQL.
+        if type(value) is not int or not 0 <= value <= MAX_BIGINT:
+            raise ValueError
+        if not isinstance(record_id, str):
             raise ValueError
     except (ValueError, TypeError):
         message = "not a cursor this server gave out"

@@ -6,7 +6,6 @@ located there; admins see everything (the rules are in `access.py`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from flask import Blueprint
@@ -15,7 +14,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import PageQuery, page_of, position, row_id
+from server.api.schemas import PageQuery, moment, page_of, position, row_id
 from server.audit.chain import format_time
 from server.audit.history import load_ops, record_history, state_at
 from server.db import db_session
@@ -34,8 +33,8 @@ class EventsQuery(PageQuery):
     user_id = row_id()
     device_id = fields.String(validate=validate.Length(1, 36))
     grid_id = row_id(metadata={"description": "Only events about this grid."})
-    since = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
-    until = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone."})
+    since = moment(metadata={"description": "ISO 8601 with a zone."})
+    until = moment(metadata={"description": "ISO 8601 with a zone."})
 
 
 class EventOut(Schema):
@@ -52,9 +51,7 @@ class EventOut(Schema):
 
 
 class AsOfQuery(Schema):
-    as_of = fields.AwareDateTime(
-        required=True, metadata={"description": "The moment, ISO 8601 with a zone."}
-    )
+    as_of = moment(required=True, metadata={"description": "The moment, ISO 8601 with a zone."})
 
 
 class RecordStateOut(Schema):
@@ -106,11 +103,10 @@ def list_events(query: dict):
     for name in ("action", "target_type", "target_id", "user_id", "device_id"):
         if name in query:
             statement = statement.where(getattr(AuditEvent, name) == query[name])
-    # Stored times are UTC; SQLite compares them as text, so the bounds must be UTC too.
-    if "since" in query:
-        statement = statement.where(AuditEvent.occurred_at >= query["since"].astimezone(dt.UTC))
+    if "since" in query:  # UTC, as stored (`schemas.Moment`)
+        statement = statement.where(AuditEvent.occurred_at >= query["since"])
     if "until" in query:
-        statement = statement.where(AuditEvent.occurred_at < query["until"].astimezone(dt.UTC))
+        statement = statement.where(AuditEvent.occurred_at < query["until"])
     scope = caller_scope()
     if "grid_id" in query or not scope.everything:
         grids = select(AuditEventGrid.event_id).where(scope.grid_filter(AuditEventGrid.grid_id))

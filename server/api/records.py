@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from forms import from_dict
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import row_id
+from server.api.schemas import moment, row_id
 from server.audit import Action, record_event
 from server.db import database, db_session
 from server.errors import ApiError, ErrorCode
@@ -27,8 +27,8 @@ class RecordFilters(Schema):
 
     grid = row_id(metadata={"description": "Only records in this grid's subtree."})
     review = fields.String(validate=validate.OneOf(REVIEW_STATES))
-    since = fields.AwareDateTime(metadata={"description": "Changed at or after (RFC 3339)."})
-    until = fields.AwareDateTime(metadata={"description": "Changed before (RFC 3339)."})
+    since = moment(metadata={"description": "Changed at or after (RFC 3339)."})
+    until = moment(metadata={"description": "Changed before (RFC 3339)."})
     include_deleted = fields.Boolean(load_default=False)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+import datetime as dt
+
+from marshmallow import Schema, ValidationError, fields, validate
 
 from server.grids import LEVELS
 from server.users import ROLES
@@ -24,6 +26,26 @@ def row_id(**kwargs) -> fields.Integer:
 def position(**kwargs) -> fields.Integer:
     """A position or an event id, or 0 for "before the first": 0 to 2^53 - 1."""
     return fields.Integer(validate=validate.Range(0, MAX_POSITION), **kwargs)
+
+
+class Moment(fields.AwareDateTime):
+    """A time with its zone (RFC 3339), loaded as UTC.
+
+    Stored times are UTC, and SQLite compares them as text, so a bound must be UTC
+    before it meets them; a time that UTC would put outside years 1 to 9999 is refused.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("Not a time between the years 1 and 9999 in UTC.") from None
+
+
+def moment(**kwargs) -> Moment:
+    """A time with its zone, as UTC."""
+    return Moment(**kwargs)
 
 
 class PageQuery(Schema):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import PageQuery, UserOut, page_of, row_id
+from server.api.schemas import MAX_ROW_ID, PageQuery, UserOut, page_of, row_id
 from server.auth import csrf_token
 from server.db import db_session
 from server.errors import ApiError, ErrorCode
@@ -37,7 +37,10 @@ class MeOut(UserOut):
 
 class UsersQuery(PageQuery):
     role = fields.String(validate=validate.OneOf(ROLES))
-    after = fields.Integer(metadata={"description": "The last user id of the previous page."})
+    after = fields.Integer(
+        validate=validate.Range(0, MAX_ROW_ID),
+        metadata={"description": "The last user id of the previous page."},
+    )
 
 
 class UserCreate(Schema):

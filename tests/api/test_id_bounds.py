@@ -4,6 +4,9 @@ PostgreSQL refuses to compare an INTEGER column with 2^31 or a BIGINT one with 2
 (SQLite just finds nothing), so every id the API is given is bounded first.
 """
 
+import base64
+import json
+
 import pytest
 
 from tests.api.problems import assert_problem
@@ -34,6 +37,8 @@ QUERIES = [
     f"/api/v1/quarantine?user_id={INT32}",
     f"/api/v1/quarantine?after={HUGE}",
     f"/api/v1/forms/household/diff?from=1&to={INT32}",
+    f"/api/v1/users?after={INT32}",
+    f"/api/v1/users?after={HUGE}",
 ]
 BODIES = [
     ("POST", "/api/v1/grids", {"code": "X", "name": "x", "level": "community", "parent_id": INT32}),
@@ -74,3 +79,14 @@ def test_the_largest_ids_in_range_are_merely_absent(client, world):
     assert assert_problem(reply, 404, "not_found")["detail"] == "no such grid"
     reply = client.get(f"/api/v1/quarantine/{2**53 - 1}", headers=admin)
     assert_problem(reply, 404, "not_found")
+
+
+def _cursor(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("forged", [[HUGE, "x"], [2**63, "x"], [-1, "x"], [True, "x"], [1.5, "x"]])
+def test_a_forged_records_cursor_is_refused(client, world, forged):
+    reply = client.get(f"/api/v1/records?after={_cursor(forged)}", headers=world.headers("admin"))
+    problem = assert_problem(reply, 422, "validation_failed")
+    assert problem["errors"][0]["path"] == "/after"
