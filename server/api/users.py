@@ -168,6 +168,11 @@ def set_user_grids(user_id: int, body):
     if g.user.role != Role.ADMIN and staff_target:
         raise ApiError(ErrorCode.FORBIDDEN, "only an admin assigns grids to supervisors")
     grids = _grids(body["grid_ids"], within_scope=g.user.role != Role.ADMIN)
+    if g.user.role != Role.ADMIN:
+        # A supervisor's list replaces the part of the assignment in their own scope;
+        # the user's grids outside it are another supervisor's to change.
+        scope = caller_scope()
+        grids += [grid for grid in user.grids if not scope.contains_path(grid.path)]
     assign_grids(session, user, grids)
     session.commit()
     return user

@@ -128,6 +128,18 @@ def test_supervisor_assigns_field_staff_within_their_scope_only(client, world):
     assert_problem(staff, 403, "forbidden")
 
 
+def test_supervisor_changes_only_the_part_of_an_assignment_in_their_scope(client, world):
+    shared = world.add_user("shared_worker", "worker", ["S-C1-R1-G1", "S-C2-R1-G1"])
+    theirs, foreign = world.grids["S-C1-R1-G2"], world.grids["S-C2-R1-G1"]
+    url = f"/api/v1/users/{shared}/grids"
+    moved = client.put(url, json={"grid_ids": [theirs]}, headers=world.headers("supervisor"))
+    assert sorted(g["id"] for g in moved.get_json()["grids"]) == sorted([theirs, foreign])
+    emptied = client.put(url, json={"grid_ids": []}, headers=world.headers("supervisor"))
+    assert [g["id"] for g in emptied.get_json()["grids"]] == [foreign]
+    admin = client.put(url, json={"grid_ids": []}, headers=world.headers("admin"))
+    assert admin.get_json()["grids"] == []
+
+
 def test_user_lists_follow_scope(client, world):
     def names(who, query=""):
         reply = client.get(f"/api/v1/users{query}", headers=world.headers(who))
