@@ -156,7 +156,7 @@ def edit_record(session: Session, editor: User, record_id: str, changes: list[di
 
 def resolve(session: Session, user: User, conflict_id: int, choice: dict[str, Any], rules):
     """Settle a conflict by keeping one side's value (`keep`: its op position) or a new value."""
-    from server.sync_service import resolve_conflict
+    from server.sync_service import ResolutionRefused, resolve_conflict
 
     if "keep" in choice:
         conflict = session.execute(select(t.conflicts).where(t.conflicts.c.id == conflict_id)).one()
@@ -168,4 +168,11 @@ def resolve(session: Session, user: User, conflict_id: int, choice: dict[str, An
         value = session.scalar(select(t.ops.c.value).where(t.ops.c.position == choice["keep"]))
     else:
         value = choice["value"]
-    return resolve_conflict(session, user, conflict_id, value, rules).to_wire()
+    try:
+        return resolve_conflict(session, user, conflict_id, value, rules).to_wire()
+    except ResolutionRefused as refused:
+        if refused.reason:  # the value: the request's session is rolled back, nothing kept
+            path = "/keep" if "keep" in choice else "/value"
+            errors = [{"path": path, "message": refused.detail}]
+            raise ApiError(ErrorCode.VALIDATION_FAILED, refused.why, errors=errors) from None
+        raise ApiError(ErrorCode.CONFLICT, refused.why) from None

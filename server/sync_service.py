@@ -313,21 +313,47 @@ def submit_edits(session: Session, user: User, edits: Iterable[Edit], rules: Rul
     return reply
 
 
+class ResolutionRefused(ValueError):
+    """A conflict that is not open, or a value its field does not accept (the edit
+    would be quarantined): nothing is to be stored."""
+
+    def __init__(self, why: str, *, reason: str | None = None, detail: str = "") -> None:
+        super().__init__(why)
+        self.why = why
+        self.reason = reason  # the quarantine reason, when the value was refused
+        self.detail = detail
+
+
 def resolve_conflict(
     session: Session, user: User, conflict_id: int, value: Any, rules: Rules
 ) -> PushReply:
-    """Settle a conflict with an ordinary later edit of its field having seen both sides.
+    """Settle an open conflict with an ordinary later edit of its field having seen both
+    sides, and note it on the audit trail.
 
-    `value` is the value to keep: one of the two sides' or a new one.
+    `value` is the value to keep: one of the two sides' or a new one. Raises
+    `ResolutionRefused` for a conflict already resolved or a value the field refuses,
+    after which the caller must roll back (the refused edit is then not stored).
     """
-    row = session.execute(select(conflicts).where(conflicts.c.id == conflict_id)).one_or_none()
+    # Locked, so that of two resolutions sent at once (a double click) the second finds
+    # the conflict resolved.
+    statement = select(conflicts).where(conflicts.c.id == conflict_id).with_for_update()
+    row = session.execute(statement).one_or_none()
     if row is None:
         raise LookupError(f"no conflict {conflict_id}")
+    if row.status != "open":
+        raise ResolutionRefused(f"conflict {conflict_id} is already resolved")
     record = session.execute(select(records).where(records.c.record_id == row.record_id)).one()
     edit = Edit(
         row.record_id, record.form_id, record.form_version, record.grid_id, row.field, "set", value
     )
     reply = submit_edits(session, user, [edit], rules)
+    if reply.result.quarantined:
+        refused = reply.result.quarantined[0]
+        raise ResolutionRefused(
+            f"the value cannot be kept: {refused.reason}",
+            reason=refused.reason,
+            detail=refused.detail or refused.reason,
+        )
     record_event(
         session,
         Action.CONFLICT_RESOLVED,
@@ -373,6 +399,7 @@ __all__ = [
     "SERVER_DEVICE_NAME",
     "Edit",
     "FormRules",
+    "ResolutionRefused",
     "caller_for",
     "conflict_details",
     "inbox",

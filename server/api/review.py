@@ -179,6 +179,7 @@ def edit_record_view(record_id: str, body):
     tags=TAGS,
     body=ResolveIn,
     response=PushOut,
+    errors=[ErrorCode.CONFLICT],
 )
 def resolve_conflict_view(conflict_id: int, body):
     session = db_session()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sync.store import tables as t
 from tests.api.problems import assert_problem
@@ -176,6 +176,50 @@ def test_resolving_a_conflict(client, forms_world, settings):
     assert after["fields"]["severity"]["value"] == loser["value"]
     assert {c["status"] for c in after["conflicts"] if c["conflict_id"] == conflict_id} != {"open"}
     assert items(client.get("/api/v1/records?has_conflicts=true", headers=w.headers("admin"))) == []
+
+
+def _resolved_events(client, world) -> list:
+    reply = client.get(
+        "/api/v1/audit/events?action=conflict.resolved", headers=world.headers("admin")
+    )
+    return reply.get_json()["items"]
+
+
+def _ops_count(world) -> int:
+    with world.database.session() as session:
+        return session.scalar(select(func.count()).select_from(t.ops))
+
+
+def test_a_value_the_field_refuses_leaves_the_conflict_open_and_stores_nothing(
+    client, forms_world, settings
+):
+    w = forms_world
+    record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
+    stored = _ops_count(w)
+    url = f"/api/v1/conflicts/{conflict_id}/resolve"
+    reply = client.post(url, json={"value": "not a choice"}, headers=w.headers("supervisor"))
+    problem = assert_problem(reply, 422, "validation_failed")
+    assert problem["errors"][0]["path"] == "/value"
+    assert "unknown_choice" in problem["detail"]
+    assert _ops_count(w) == stored
+    assert _resolved_events(client, w) == []
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert {c["status"] for c in detail["conflicts"] if c["conflict_id"] == conflict_id} == {"open"}
+
+
+def test_a_resolved_conflict_cannot_be_resolved_again(client, forms_world, settings):
+    w = forms_world
+    record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
+    url = f"/api/v1/conflicts/{conflict_id}/resolve"
+    first = client.post(url, json={"value": "high"}, headers=w.headers("supervisor"))
+    assert first.status_code == 200, first.get_json()
+    stored = _ops_count(w)
+    again = client.post(url, json={"value": "medium"}, headers=w.headers("supervisor"))
+    assert_problem(again, 409, "conflict")
+    assert _ops_count(w) == stored
+    assert len(_resolved_events(client, w)) == 1
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert detail["fields"]["severity"]["value"] == "high"
 
 
 def test_quarantine_list_and_release(client, forms_world, settings):
