@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from server.errors import ApiError, ErrorCode
 from server.records import hlc_time
 from server.scope import Scope
 from sync.store import tables as t
@@ -64,7 +65,11 @@ def list_quarantined(session: Session, scope: Scope, filters: Mapping[str, Any])
 
 
 def quarantined_op(session: Session, position: int) -> dict[str, Any]:
+    """The op quarantined at this position (released or not); an op that applied at once
+    was never in quarantine and is not found here."""
     row = session.execute(select(o).where(o.c.position == position)).one()
+    if row.reason is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"op {position} was never quarantined")
     view = op_view(row)
     view["released"] = (
         session.scalar(select(released.c.op_position).where(released.c.op_position == position))

@@ -243,3 +243,16 @@ def test_quarantine_list_and_release(client, forms_world, settings):
     assert_problem(again, 409, "conflict")
     left = client.get("/api/v1/quarantine", headers=w.headers("admin")).get_json()
     assert [item["position"] for item in left["items"]] == [outside]
+    shown = client.get(f"/api/v1/quarantine/{inside}", headers=w.headers("admin")).get_json()
+    assert (shown["position"], shown["released"]) == (inside, True)
+
+
+def test_an_op_that_applied_at_once_is_not_in_quarantine(client, forms_world, settings):
+    w = forms_world
+    add_record(w, settings, "worker", "S-C1-R1-G1")
+    with w.database.session() as session:
+        applied = session.scalar(select(func.min(t.ops.c.position)))
+    reply = client.get(f"/api/v1/quarantine/{applied}", headers=w.headers("admin"))
+    assert_problem(reply, 404, "not_found")
+    refused = client.post(f"/api/v1/quarantine/{applied}/release", headers=w.headers("admin"))
+    assert_problem(refused, 409, "conflict")
