@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from forms.checks import Rejection, compile_value_check
+from forms.expr.rows import Lineage, repeat_lineage
 from forms.expr.syntax import Call, parse
 from forms.messages import message
 from forms.model import Field, Texts
@@ -59,8 +60,8 @@ class RecordPlan(NamedTuple):
     known: frozenset[str]
     # Repeats whose rows get calculated values written, so they are copied first.
     written_repeats: frozenset[str]
-    # Only nested repeats need rows linked to their parent rows through `_parent`.
-    nested: bool
+    # Per repeat, the repeats to go down through from the top level to reach its rows.
+    lineages: Mapping[str, Lineage]
     languages: tuple[str, ...]
 
 
@@ -118,6 +119,8 @@ def build_plan(version: Any, plans: Mapping[str, Any], order: list[str]) -> Reco
         calculations=calculations,
         known=frozenset(version.fields) | META_FIELDS | {"_id"},
         written_repeats=frozenset(c.repeat for c in calculations if c.repeat is not None),
-        nested=any(version.fields[name].repeat is not None for name in version.repeats),
+        lineages=MappingProxyType(
+            {name: repeat_lineage(version, name) for name in version.repeats}
+        ),
         languages=languages,
     )

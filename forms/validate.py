@@ -9,12 +9,13 @@ errors carrying the form's messages; it flags and never deletes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from forms.checks import Rejection
 from forms.expr import Context
+from forms.expr.rows import Stack
 from forms.messages import message
 from forms.model import FormVersion, Texts
 from forms.plan import GROUP, REPEAT, VALUE, RecordPlan
@@ -94,19 +95,10 @@ def _live_rows(rows: Any, written: frozenset[str]) -> dict[str, list[Mapping[str
     return live
 
 
-def _rows_by_id(rows: dict[str, list[Mapping[str, Any]]]) -> dict[Any, tuple[str, Mapping]]:
-    return {
-        key: (repeat, row)
-        for repeat, items in rows.items()
-        for row in items
-        if (key := row.get("_id")) is not None and isinstance(key, Hashable)
-    }
-
-
 class _Run:
     """One record's validation: evaluation context, relevance so far, and errors."""
 
-    __slots__ = ("by_id", "context", "languages", "plan", "result", "rows", "values")
+    __slots__ = ("context", "languages", "plan", "result", "rows", "values")
 
     def __init__(self, version: FormVersion, values: Mapping[str, Any], rows, now) -> None:
         plan: RecordPlan = version.compiled.record
@@ -116,8 +108,6 @@ class _Run:
         self.rows = _live_rows(rows, plan.written_repeats)
         self.context = Context(self.values, self.rows, now, version, version.default_language)
         self.result = RecordResult()
-        # Only rows of nested repeats look up their parent row.
-        self.by_id = _rows_by_id(self.rows) if plan.nested else None
 
     def error(
         self, name: str, code: str, texts: Texts | None = None, repeat=None, row=None
@@ -125,19 +115,26 @@ class _Run:
         messages = texts if texts is not None else message(code, self.languages)
         self.result.errors.append(FieldError(name, code, messages, repeat, row))
 
-    def enter_row(self, repeat: str, row: Mapping[str, Any], index: int) -> None:
-        """Put `row` and the rows of enclosing repeats it belongs to on the context stack."""
-        stack = {repeat: (row, index + 1)}
-        by_id = self.by_id
-        if by_id:
-            parent = row.get("_parent")
-            while isinstance(parent, Hashable) and parent in by_id:
-                outer, outer_row = by_id[parent]
-                if outer in stack:
-                    break
-                stack[outer] = (outer_row, self.rows[outer].index(outer_row) + 1)
-                parent = outer_row.get("_parent")
-        self.context.stack = stack
+    def entries(self, repeat: str, parent: str | None, above: Stack) -> list[tuple[int, Stack]]:
+        """The rows of `repeat` under the row of `parent` in `above` (the record's when None).
+
+        Each as its index in `rows[repeat]` and the stack that evaluates it: `above` with
+        the row and its position among its siblings.
+        """
+        items = self.rows.get(repeat, ())
+        holder = above[parent][0] if parent is not None else None
+        indexes = self.context.repeat_rows.children(repeat, parent, holder)
+        return [
+            (index, {**above, repeat: (items[index], position)})
+            for position, index in enumerate(indexes, 1)
+        ]
+
+    def stacks(self, repeat: str) -> list[Stack]:
+        """A stack for each row of `repeat` in the record, going down from the top level."""
+        stacks: list[Stack] = [{}]
+        for level, parent in self.plan.lineages[repeat]:
+            stacks = [stack for above in stacks for _, stack in self.entries(level, parent, above)]
+        return stacks
 
     def calculate(self) -> None:
         context, values, calculated = self.context, self.values, self.result.calculated
@@ -147,8 +144,9 @@ class _Run:
                 value = values[name] = compute(context)
                 calculated[name] = value
                 continue
-            for index, row in enumerate(self.rows.get(repeat, ())):
-                self.enter_row(repeat, row, index)
+            for stack in self.stacks(repeat):
+                context.stack = stack
+                row = stack[repeat][0]
                 row[name] = compute(context)  # type: ignore[index]  # a copied dict
         context.stack = {}
 
@@ -190,7 +188,7 @@ class _Run:
                 else:
                     self.flag_hidden(values, name, repeat, row)
             elif kind == REPEAT:
-                self.check_rows(name, visible)
+                self.check_rows(name, visible, repeat, row)
             elif not visible and flag and not _is_empty(values.get(name)):
                 self.hidden(name, repeat, row)
 
@@ -215,21 +213,22 @@ class _Run:
             if step.kind == GROUP:
                 self.flag_hidden(values, step.name, repeat, row)
             elif step.kind == REPEAT:
-                self.check_rows(step.name, relevant=False)
+                self.check_rows(step.name, False, repeat, row)
             elif step.flag_in_hidden_group and not _is_empty(values.get(step.name)):
                 self.hidden(step.name, repeat, row)
 
-    def check_rows(self, name: str, relevant: bool) -> None:
-        rows = self.rows.get(name, ())
-        if not relevant:
-            if rows:
-                self.result.not_relevant.add(name)
-                self.error(name, "not_relevant")
-            return
+    def check_rows(self, name: str, relevant: bool, repeat=None, row=None) -> None:
+        """Check the rows of `name` under the row being checked (row `row` of `repeat`)."""
         saved = self.context.stack
-        for index, row in enumerate(rows):
-            self.enter_row(name, row, index)
-            self.check(row, name, name, index)
+        entries = self.entries(name, repeat, saved)
+        if not relevant:
+            if entries:
+                self.result.not_relevant.add(name)
+                self.error(name, "not_relevant", None, repeat, row)
+            return
+        for index, stack in entries:
+            self.context.stack = stack
+            self.check(stack[name][0], name, name, index)
         self.context.stack = saved
 
     def unknown_fields(self) -> None:

@@ -7,12 +7,14 @@ or function is an ExpressionError then), so evaluating is a chain of plain calls
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from forms.expr import shapes
 from forms.expr.functions import FUNCTIONS
 from forms.expr.printer import to_text
+from forms.expr.rows import Lineage, RepeatRows, Stack, repeat_lineage
 from forms.expr.syntax import (
     Binary,
     Call,
@@ -41,6 +43,7 @@ class Context:
         "language",
         "memo",
         "now",
+        "repeat_rows",
         "rows",
         "stack",
         "values",
@@ -57,7 +60,8 @@ class Context:
     ) -> None:
         self.values = values
         self.rows = rows or {}
-        self.stack: dict[str, tuple[Mapping[str, Any], int]] = {}
+        self.repeat_rows = RepeatRows(self.rows)
+        self.stack: Stack = {}
         self.current: Any = None
         self.now = now or dt.datetime.now(dt.UTC)
         self.choice: Any = None
@@ -84,6 +88,22 @@ class Scope:
             repeat = version.fields[repeat].repeat
         self.chain = tuple(reversed(chain))
 
+    def levels_to(self, repeat: str) -> tuple[str | None, Lineage]:
+        """Where rows of `repeat` are reached from, and the levels down from there.
+
+        That is the innermost repeat of `chain` that encloses `repeat` (None: the record).
+        """
+        lineage = repeat_lineage(self.version, repeat)
+        shared = 0
+        while (
+            shared < len(lineage) - 1
+            and shared < len(self.chain)
+            and lineage[shared][0] == self.chain[shared]
+        ):
+            shared += 1
+        anchor = lineage[shared - 1][0] if shared else None
+        return anchor, lineage[shared:]
+
     def resolve_path(self, path: Path) -> Any:
         fields = self.version.fields
         if path.absolute:
@@ -106,12 +126,12 @@ class Scope:
 
 
 def _reference(field: Any, scope: Scope) -> Compiled:
+    """A field's value in the row being evaluated, or its values over the rows it sees."""
     name = field.name
     scope.references.add(name)
     if field.type == "repeat":
-        if field.name in scope.chain:
-            return lambda c: c.stack[name][0] if name in c.stack else ""
-        return lambda c: NodeSet(list(c.rows.get(name, ())))
+        rows = _rows_seen(name, scope)
+        return lambda c: NodeSet(list(rows(c)))
     if field.type == "group":
         return lambda c: ""
     repeat = field.repeat
@@ -124,7 +144,86 @@ def _reference(field: Any, scope: Scope) -> Compiled:
             return entry[0].get(name) if entry is not None else None
 
         return in_row
-    return lambda c: NodeSet([row.get(name) for row in c.rows.get(repeat, ())])
+    rows = _rows_seen(repeat, scope)
+    return lambda c: NodeSet([row.get(name) for row in rows(c)])
+
+
+def _rows_seen(repeat: str, scope: Scope) -> Callable[[Context], Sequence[Mapping[str, Any]]]:
+    """The rows of `repeat` an expression in `scope` sees, as ODK resolves the path.
+
+    Those under the row being evaluated of the innermost repeat that holds both the
+    expression and `repeat`, else every row of the record. A repeat's own rows are
+    seen from its parent row, so `count()` of a repeat counts the rows, not one.
+    """
+    anchor, levels = scope.levels_to(repeat)
+    if anchor is None and len(levels) == 1:
+        return lambda c: c.rows.get(repeat, ())
+    if anchor is None:
+        return lambda c: c.repeat_rows.under(None, levels)
+
+    def under_row(c: Context) -> Sequence[Mapping[str, Any]]:
+        entry = c.stack.get(anchor)
+        return c.repeat_rows.under(entry[0], levels) if entry is not None else ()
+
+    return under_row
+
+
+def _indexed_repeat(node: Call, scope: Scope) -> Compiled:
+    """indexed-repeat(field, repeat, n[, repeat2, n2 ...]): the field in the n-th row.
+
+    Going down from the record, each repeat named takes the row at its position (from
+    1) among the rows under the row taken one level up; a repeat not named keeps the
+    position of the row being evaluated, as ODK does, or takes all its rows.
+    """
+    args = node.args
+    if len(args) < 3 or len(args) % 2 == 0:
+        raise ExpressionError("indexed-repeat() takes a field, then pairs of repeat and position")
+    field = _resolve(args[0], scope)
+    if field is None or field.repeat is None or field.type in ("group", "repeat"):
+        raise ExpressionError("indexed-repeat() takes a field inside a repeat first")
+    scope.references.add(field.name)
+    levels = repeat_lineage(scope.version, field.repeat)
+    enclosing = {repeat for repeat, _ in levels}
+    places: dict[str, Compiled] = {}
+    for target, place in zip(args[1::2], args[2::2], strict=True):
+        repeat = _resolve(target, scope)
+        if repeat is None or repeat.name not in enclosing:
+            raise ExpressionError(
+                f"indexed-repeat(): {to_text(target)} is not a repeat holding {field.name}"
+            )
+        scope.references.add(repeat.name)
+        places[repeat.name] = compile_node(place, scope)
+    name = field.name
+
+    def indexed_repeat(c: Context) -> Any:
+        reached: list[Any] = [None]
+        for repeat, parent in levels:
+            if repeat in places:
+                place: int | None = _row_number(places[repeat](c))
+            else:
+                place = c.stack[repeat][1] if repeat in c.stack else None
+            items = c.rows.get(repeat, ())
+            reached = [
+                items[index]
+                for row in reached
+                for index in _at(c.repeat_rows.children(repeat, parent, row), place)
+            ]
+        return reached[0].get(name) if reached else ""
+
+    return indexed_repeat
+
+
+def _row_number(value: Any) -> int:
+    """A position counted from 1 (fractions dropped); 0 for any value that is none."""
+    number = to_number(value)
+    return int(number) if math.isfinite(number) and number >= 1 else 0
+
+
+def _at(indexes: Sequence[int], place: int | None) -> Sequence[int]:
+    """Every index when `place` is None, else the one at `place` (from 1) if there is one."""
+    if place is None:
+        return indexes
+    return indexes[place - 1 : place] if place >= 1 else ()
 
 
 def _position(scope: Scope) -> Compiled:
@@ -194,6 +293,8 @@ def _resolve(node: Node, scope: Scope) -> Any:
 def _call(node: Call, scope: Scope) -> Compiled:
     if node.name == "position":
         return _position(scope)
+    if node.name == "indexed-repeat":
+        return _indexed_repeat(node, scope)
     args = [compile_node(arg, scope) for arg in node.args]
     lazy = _lazy_call(node, args)
     if lazy is not None:

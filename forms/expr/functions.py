@@ -276,12 +276,4 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "boolean": (1, 1, _pure(to_boolean)),
     "boolean-from-string": (1, 1, _pure(lambda v: to_string(v).strip() in ("true", "1"))),
     "once": (1, 1, _pure(lambda value: value)),
-    "indexed-repeat": (3, MANY, _pure(lambda value, _repeat, index, *_more: _nth(value, index))),
 }
-
-
-def _nth(value: Any, index: Any) -> Any:
-    items, position = _items(value), to_number(index)
-    if not math.isfinite(position) or not 1 <= position <= len(items):
-        return ""
-    return items[int(position) - 1]
