@@ -246,11 +246,14 @@ def _attachments(session: Session, fields: dict[str, dict[str, Any]]) -> list[At
     )
 
 
-def record_detail(session: Session, record_id: str) -> dict[str, Any]:
-    """One record in full: values with provenance, flags, conflicts, attachments, children."""
+def record_detail(session: Session, record_id: str, scope: Scope) -> dict[str, Any]:
+    """One record in full: values with provenance, flags, conflicts, attachments, and
+    its child rows in the scope (a row moved to a grid outside it is not shown)."""
     row = session.execute(select(r).where(r.c.record_id == record_id)).one()
     children = session.execute(
-        select(r).where(r.c.parent_id == record_id).order_by(r.c.repeat_group, r.c.record_id)
+        select(r)
+        .where(r.c.parent_id == record_id, scope.grid_filter(r.c.grid_id))
+        .order_by(r.c.repeat_group, r.c.record_id)
     ).all()
     fields = _fields(session, [record_id, *[child.record_id for child in children]])
     return {

@@ -89,6 +89,11 @@ def add_comment(
         raise ApiError(
             ErrorCode.VALIDATION_FAILED, message, errors=[{"path": "/body", "message": message}]
         )
+    if field is not None and not _has_field(session, record_id, field):
+        message = f"the record's form has no field {field!r}"
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED, message, errors=[{"path": "/field", "message": message}]
+        )
     comment = Comment(record_id=record_id, field=field, body=body, user_id=author.id)
     session.add(comment)
     session.flush()
@@ -102,6 +107,21 @@ def add_comment(
     details = {"comment_id": comment.id, "field": field, "body": body}
     _audit(session, Action.REVIEW_COMMENTED, record_id, details, author)
     return comment
+
+
+def _has_field(session: Session, record_id: str, name: str) -> bool:
+    """Whether the record holds this field, or the form version it was last edited
+    under defines it (a field left empty so far can be commented on too)."""
+    from server.form_store import get_version
+
+    held = select(t.field_state.c.field).where(
+        t.field_state.c.record_id == record_id, t.field_state.c.field == name
+    )
+    if session.scalar(held) is not None:
+        return True
+    form_id, version = record_form(session, record_id=record_id)
+    definition = get_version(session, form_id, version)
+    return definition is not None and name in definition.fields
 
 
 def release_op(session: Session, position: int, admin: User) -> dict[str, Any]:

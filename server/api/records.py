@@ -177,7 +177,7 @@ def list_records_view(query):
     response=RecordDetailOut,
 )
 def get_record(record_id: str):
-    return record_detail(db_session(), record_id)
+    return record_detail(db_session(), record_id, caller_scope())
 
 
 @bp.get("/export", endpoint="export_records")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import func, select
 
@@ -12,6 +14,7 @@ from tests.api.records_world import (
     add_quarantined,
     add_record,
     install_forms,
+    push,
 )
 
 
@@ -90,6 +93,24 @@ def test_one_record_with_provenance_conflicts_and_out_of_scope_404(client, forms
     )
 
 
+def test_a_record_shows_only_its_child_rows_in_the_callers_scope(client, forms_world, settings):
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    rows = {}
+    for who, grid in (("worker", "S-C1-R1-G1"), ("worker2", "S-C2-R1-G1")):
+        row_id, grid_id = str(uuid.uuid4()), w.grids[grid]
+        values = {"_parent": record_id, "_group": "photos", "_order": 1, "caption": who}
+        push(w, settings, w.devices[who], [(row_id, f, grid_id, v) for f, v in values.items()])
+        rows[who] = row_id
+
+    def children(who):
+        detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers(who)).get_json()
+        return {child["record_id"] for child in detail["children"]}
+
+    assert children("admin") == set(rows.values())
+    assert children("supervisor") == {rows["worker"]}
+
+
 def test_review_decisions_reach_the_inbox(client, forms_world, settings, database):
     w = forms_world
     record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
@@ -127,6 +148,23 @@ def test_review_decisions_reach_the_inbox(client, forms_world, settings, databas
         403,
         "forbidden",
     )
+
+
+def test_a_comment_names_a_field_of_the_record(client, forms_world, settings):
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    url = f"/api/v1/records/{record_id}/comments"
+    unknown = client.post(url, json={"body": "?", "field": "nosuch"}, headers=w.headers("leader"))
+    problem = assert_problem(unknown, 422, "validation_failed")
+    assert problem["errors"][0]["path"] == "/field"
+    empty = client.post(
+        url, json={"body": "fill it", "field": "description"}, headers=w.headers("leader")
+    )
+    assert empty.status_code == 201, empty.get_json()
+    whole = client.post(url, json={"body": "all good"}, headers=w.headers("leader"))
+    assert whole.status_code == 201, whole.get_json()
+    detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
+    assert [c["field"] for c in detail["comments"]] == ["description", None]
 
 
 def test_supervisor_edits_are_ops_that_devices_pull(client, forms_world, settings):
