@@ -26,6 +26,7 @@ from forms.xlsform import (
     XLSFormError,
     clean_form_id,
     convert,
+    fs_attribute,
     mark_or_other,
     one_line,
     write_xlsform,
@@ -356,12 +357,8 @@ class _Reader:
             elif key in MESSAGE_KEYS:
                 out[MESSAGE_KEYS[key]] = self.message(value)
             elif key in FS_ATTRIBUTES:
-                name = FS_ATTRIBUTES[key]
-                if name in ("min", "max"):
-                    number = float(value)
-                    out[name] = int(number) if number.is_integer() else number
-                else:
-                    out[name] = int(value) if name == "max_length" else value
+                name, number_or_text = fs_attribute(out["name"], key, value)
+                out[name] = number_or_text
             else:
                 extra[key] = value
         if out.get("reference"):

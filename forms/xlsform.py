@@ -78,9 +78,33 @@ def texts(value: Any, default_language: str) -> dict[str, str] | None:
     return {default_language: str(value)}
 
 
-def _number(text: str) -> float | int:
-    value = float(text)
+def _number(question: str, attribute: str, text: Any) -> float | int:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise XLSFormError(
+            f"question {question!r}: {attribute} must be a number, not {text!r}"
+        ) from None
     return int(value) if value.is_integer() else value
+
+
+def fs_attribute(question: str, attribute: str, text: Any) -> tuple[str, Any]:
+    """The definition key and value of one `fs:*` attribute (`attribute` as the file spells it).
+
+    min and max are numbers and max_length a whole number; anything else is an
+    XLSFormError naming the question and the attribute.
+    """
+    key = FS_ATTRIBUTES[attribute.removeprefix("bind::")]
+    if key in ("min", "max"):
+        return key, _number(question, attribute, text)
+    if key == "max_length":
+        value = _number(question, attribute, text)
+        if not isinstance(value, int):
+            raise XLSFormError(
+                f"question {question!r}: {attribute} must be a whole number, not {text!r}"
+            )
+        return key, value
+    return key, text
 
 
 def _bind(node: dict, out: dict, default_language: str) -> None:
@@ -97,10 +121,8 @@ def _bind(node: dict, out: dict, default_language: str) -> None:
         elif key == "fs:type":
             continue  # the type column says it; XForms need this attribute
         elif key in FS_ATTRIBUTES:
-            name = FS_ATTRIBUTES[key]
-            out[name] = int(value) if name == "max_length" else value
-            if name in ("min", "max"):
-                out[name] = _number(value)
+            name, number_or_text = fs_attribute(node.get("name"), f"bind::{key}", value)
+            out[name] = number_or_text
         else:
             extra[key] = str(value)
     if extra:

@@ -65,3 +65,15 @@ def test_a_json_form_with_a_lone_surrogate_is_refused(client, database):
     assert reply.json["code"] == "invalid_form"
     assert "lone surrogate at /title/en" in reply.json["detail"]
     assert client.get("/api/v1/forms/bundle", headers=admin).json["forms"] == []
+
+
+def test_an_xlsform_with_a_bad_fs_number_answers_invalid_form(client, database):
+    from tests.forms.test_import import HEADER, xlsx
+
+    admin = token_for(database, "admin")
+    data = xlsx([[*HEADER, "bind::fs:max_length"], ["text", "a", "A", "abc"]])
+    reply = client.post("/api/v1/forms/import?name=f.xlsx", data=data, headers=admin)
+    assert reply.status_code == 422
+    assert reply.json["code"] == "invalid_form"
+    assert "question 'a': bind::fs:max_length must be a number" in reply.json["detail"]
+    assert client.get("/api/v1/forms", headers=admin).json["items"] == []
