@@ -14,7 +14,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from forms.checks import compile_checkers, is_date
+from forms.checks import compile_checkers, is_date, is_number
 from forms.model import EMPTY, Choice, DefinitionError, Field, FormVersion, Texts, check_type_name
 from forms.types import META_FIELDS, SELECT_TYPES
 
@@ -48,8 +48,9 @@ def _optional_number(raw: dict, key: str, name: str) -> float | None:
     value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DefinitionError(f"field {name!r}: {key} must be a number")
+    if not is_number(value):
+        # NaN and Infinity are not JSON: the bundle holding them would be unreadable.
+        raise DefinitionError(f"field {name!r}: {key} must be a finite number")
     return value
 
 

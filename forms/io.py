@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 from forms.definition import from_dict, to_dict
 from forms.model import DefinitionError, FormVersion
@@ -20,9 +21,13 @@ class FormFileError(ValueError):
     """A file that does not hold a usable form; the message is one line naming why."""
 
 
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _read_json(data: bytes) -> dict:
     try:
-        parsed = json.loads(data.decode("utf-8"))
+        parsed = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as error:
         raise FormFileError(f"not a JSON form definition ({one_line(error)})") from None
     if not isinstance(parsed, dict):
@@ -73,6 +78,6 @@ def write_form(version: FormVersion, fmt: str) -> bytes:
     if fmt == "xform":
         return write_xform(version).encode("utf-8")
     if fmt == "json":
-        text = json.dumps(to_dict(version), ensure_ascii=False, indent=1)
+        text = json.dumps(to_dict(version), ensure_ascii=False, indent=1, allow_nan=False)
         return (text + "\n").encode("utf-8")
     raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -9,6 +9,7 @@ XForms carry as attributes in the fieldsync namespace.
 from __future__ import annotations
 
 import io
+import math
 import re
 import warnings
 from collections.abc import Iterable
@@ -82,9 +83,11 @@ def _number(question: str, attribute: str, text: Any) -> float | int:
     try:
         value = float(text)
     except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
         raise XLSFormError(
-            f"question {question!r}: {attribute} must be a number, not {text!r}"
-        ) from None
+            f"question {question!r}: {attribute} must be a finite number, not {text!r}"
+        )
     return int(value) if value.is_integer() else value
 
 

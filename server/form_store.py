@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from forms import DefinitionError, FormVersion, VersionDiff, diff_versions, from_dict, to_dict
 from forms.builtin import NAMES as BUILTIN_NAMES
 from forms.builtin import definition as builtin_definition
-from forms.io import FormFileError, read_form
+from forms.io import FormFileError, read_form, write_form
 from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import StoredForm, StoredFormVersion, VersionStatus, utcnow
@@ -33,8 +33,27 @@ LIVE = (VersionStatus.PUBLISHED, VersionStatus.RETIRED)
 
 def canonical_digest(definition: dict) -> str:
     """SHA-256 of a definition's canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(
+        definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sendable_definition(row: StoredFormVersion) -> dict:
+    """A stored definition as clients receive it, never holding NaN or Infinity (not JSON).
+
+    Imports refuse them; a row stored before they were refused answers invalid_form
+    naming it, instead of making the bundle unreadable for every device.
+    """
+    try:
+        json.dumps(row.definition, allow_nan=False)
+    except ValueError:
+        raise ApiError(
+            ErrorCode.INVALID_FORM,
+            f"form {row.form_id!r} version {row.version}: the stored definition holds"
+            " NaN or Infinity, which JSON cannot carry",
+        ) from None
+    return row.definition
 
 
 def _build(definition: dict) -> FormVersion:
@@ -227,6 +246,11 @@ def diff_stored(
     return StoredDiff(form_id, rows[0], rows[1], before, after, diff_versions(before, after))
 
 
+def export_file(row: StoredFormVersion, fmt: str) -> bytes:
+    """A stored version written as a file in `fmt` (see `forms.io.FORMATS`)."""
+    return write_form(_build(row.definition), fmt)
+
+
 def list_versions(session: Session, form_id: str | None = None) -> list[StoredFormVersion]:
     """Every stored version (of one form), by form and version."""
     query = select(StoredFormVersion).order_by(StoredFormVersion.form_id, StoredFormVersion.version)
@@ -290,7 +314,7 @@ def bundle_body(session: Session) -> dict[str, Any]:
                 "form_id": row.form_id,
                 "version": row.version,
                 "digest": row.digest,
-                "definition": row.definition,
+                "definition": sendable_definition(row),
             }
             for row in rows
         ]

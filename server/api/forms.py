@@ -8,8 +8,7 @@ from pathlib import Path
 from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import Schema, fields, validate
 
-from forms import from_dict
-from forms.io import FORMATS, SUFFIXES, write_form
+from forms.io import FORMATS, SUFFIXES
 from server import form_store
 from server.api.operation import operation
 from server.api.schemas import row_id
@@ -91,7 +90,7 @@ def _readable(form_id: str, version: int):
 @operation("One version with its definition", tags=TAGS)
 def get_version(form_id: str, version: int):
     row = _readable(form_id, version)
-    return {**_summary(row), "definition": row.definition}
+    return {**_summary(row), "definition": form_store.sendable_definition(row)}
 
 
 @bp.get("/<form_id>/diff", endpoint="diff_versions")
@@ -113,7 +112,7 @@ def diff_versions(form_id: str, query):
 def export_version(form_id: str, version: int, query):
     row = _readable(form_id, version)
     fmt = query["format"]
-    data = write_form(from_dict(row.definition), fmt)
+    data = form_store.export_file(row, fmt)
     name = f"{row.form_id}-v{row.version}{SUFFIXES[fmt]}"
     return Response(
         data,

@@ -51,19 +51,18 @@ def forms_export(
     context: Context, form_id: str, version: int | None, fmt: str, output: Path | None
 ) -> None:
     """Write a version as XLSForm (.xlsx), XForm or JSON (to a file, or text to stdout)."""
-    from forms import from_dict
-    from forms.io import SUFFIXES, write_form
+    from forms.io import SUFFIXES
     from server import form_store
 
     try:
         with context.database.session() as session:
             row = form_store.stored_version(session, form_id, version)
-            built = from_dict(row.definition)
+            data = form_store.export_file(row, fmt)
+            file_name = f"{row.form_id}-v{row.version}{SUFFIXES[fmt]}"
     except ApiError as error:
         fail(error.detail)
-    data = write_form(built, fmt)
     if output is None and fmt == "xlsform":
-        output = Path(f"{built.form_id}-v{built.version}{SUFFIXES[fmt]}")
+        output = Path(file_name)
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -1,9 +1,14 @@
 """The forms HTTP API: bundle with ETag and 304, publish and retire for admins only."""
 
+import json
+
+import pytest
+
 from forms.builtin import source_path
 from server.devices import register_device
-from server.form_store import install_builtin
-from server.models import User
+from server.errors import ApiError, ErrorCode
+from server.form_store import install_builtin, sendable_definition
+from server.models import StoredFormVersion, User
 from server.passwords import hash_password
 
 
@@ -51,8 +56,6 @@ def test_bundle_etag_and_admin_changes(client, database):
 
 
 def test_a_json_form_with_a_lone_surrogate_is_refused(client, database):
-    import json
-
     admin = token_for(database, "admin")
     definition = json.loads(source_path("hazard_check").read_text())
     definition["title"]["en"] += "\ud800"  # json.dumps writes it as a lone escape
@@ -75,5 +78,35 @@ def test_an_xlsform_with_a_bad_fs_number_answers_invalid_form(client, database):
     reply = client.post("/api/v1/forms/import?name=f.xlsx", data=data, headers=admin)
     assert reply.status_code == 422
     assert reply.json["code"] == "invalid_form"
-    assert "question 'a': bind::fs:max_length must be a number" in reply.json["detail"]
+    assert "question 'a': bind::fs:max_length must be a finite number" in reply.json["detail"]
     assert client.get("/api/v1/forms", headers=admin).json["items"] == []
+
+
+def no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_nan_bounds_are_refused_and_the_bundle_stays_json(client, database):
+    admin, worker = token_for(database, "admin"), token_for(database, "worker")
+    body = b"""{"form_id": "nanform", "fields": [
+        {"name": "a", "type": "decimal", "label": "A", "min": NaN, "max": Infinity}]}"""
+    reply = client.post(
+        "/api/v1/forms/import?name=f.json&publish=true",
+        data=body,
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert reply.status_code == 422
+    assert reply.json["code"] == "invalid_form"
+    bundle = client.get("/api/v1/forms/bundle", headers=worker)
+    assert json.loads(bundle.get_data(as_text=True), parse_constant=no_constants) == {"forms": []}
+
+
+def test_a_stored_definition_holding_nan_is_refused_not_sent():
+    fields = [{"name": "a", "type": "decimal", "min": float("nan")}]
+    row = StoredFormVersion(
+        form_id="old", version=3, definition={"form_id": "old", "fields": fields}
+    )
+    with pytest.raises(ApiError) as raised:
+        sendable_definition(row)
+    assert raised.value.code is ErrorCode.INVALID_FORM
+    assert "form 'old' version 3" in raised.value.detail

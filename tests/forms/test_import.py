@@ -38,19 +38,26 @@ def xform(binds, fields="<a/>"):
 
 
 @pytest.mark.parametrize(
-    ("field_type", "column", "value", "message"),
+    ("field_type", "column", "value"),
     [
-        ("text", "bind::fs:max_length", "abc", "bind::fs:max_length must be a number, not 'abc'"),
-        ("text", "bind::fs:max_length", "1.5", "bind::fs:max_length must be a whole number"),
-        ("integer", "bind::fs:min", "ten", "bind::fs:min must be a number, not 'ten'"),
-        ("decimal", "bind::fs:max", "1,5", "bind::fs:max must be a number, not '1,5'"),
+        ("text", "bind::fs:max_length", "abc"),
+        ("integer", "bind::fs:min", "ten"),
+        ("decimal", "bind::fs:max", "1,5"),
+        ("decimal", "bind::fs:min", "nan"),
+        ("decimal", "bind::fs:max", "1e400"),
+        ("integer", "bind::fs:min", "-inf"),
     ],
 )
-def test_an_xlsform_fs_attribute_that_is_not_a_number_is_refused(
-    field_type, column, value, message
-):
+def test_an_xlsform_fs_attribute_that_is_not_a_finite_number_is_refused(field_type, column, value):
     data = xlsx([[*HEADER, column], [field_type, "a", "A", value]])
-    with pytest.raises(FormFileError, match=f"f.xlsx: question 'a': {message}"):
+    message = f"f.xlsx: question 'a': {column} must be a finite number, not '{value}'"
+    with pytest.raises(FormFileError, match=message):
+        read_definition(data, "f.xlsx")
+
+
+def test_an_xlsform_max_length_must_be_whole():
+    data = xlsx([[*HEADER, "bind::fs:max_length"], ["text", "a", "A", "1.5"]])
+    with pytest.raises(FormFileError, match="bind::fs:max_length must be a whole number"):
         read_definition(data, "f.xlsx")
 
 
@@ -69,5 +76,18 @@ def test_xlsform_fs_numbers_are_read_as_numbers():
 @pytest.mark.parametrize(("attribute", "value"), [("fs:max_length", "abc"), ("fs:min", "ten")])
 def test_an_xform_fs_attribute_that_is_not_a_number_is_refused(attribute, value):
     data = xform(f'<bind nodeset="/data/a" type="string" {attribute}="{value}"/>')
-    with pytest.raises(FormFileError, match=f"question 'a': {attribute} must be a number"):
+    with pytest.raises(FormFileError, match=f"question 'a': {attribute} must be a finite number"):
         read_definition(data, "t.xml")
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_json_form_with_nan_or_infinity_is_refused(constant):
+    text = f'{{"form_id": "f", "fields": [{{"name": "a", "type": "decimal", "min": {constant}}}]}}'
+    with pytest.raises(FormFileError, match=f"{constant.lstrip('-')} is not a JSON number"):
+        read_definition(text.encode(), "f.json")
+
+
+def test_a_json_bound_beyond_the_float_range_is_refused():
+    text = b'{"form_id": "f", "fields": [{"name": "a", "type": "decimal", "max": 1e400}]}'
+    with pytest.raises(FormFileError, match="field 'a': max must be a finite number"):
+        read_definition(text, "f.json")
