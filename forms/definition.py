@@ -20,8 +20,32 @@ from forms.types import META_FIELDS, SELECT_TYPES
 
 FORM_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}\Z")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,199}\Z")
+XML_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,199}\Z")
 TEXT_KEYS = ("label", "hint", "required_message", "constraint_message")
 EXPRESSION_KEYS = ("required", "relevant", "constraint", "default", "calculation")
+TEXT_ATTRIBUTES = (
+    "relevant",
+    "constraint",
+    "calculation",
+    "choice_filter",
+    "repeat_count",
+    "choices",
+    "appearance",
+    "reference",
+    "source_type",
+    "other_of",
+    "xml_name",
+)
+# The JSON types each field attribute may have (exact types: a boolean is no number here),
+# and how a message says it. Texts, maps, numbers and dates are checked where they are read.
+ATTRIBUTE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    **{key: ((str,), "text") for key in TEXT_ATTRIBUTES},
+    "required": ((str, bool), "true, false or a condition"),
+    "readonly": ((bool,), "true or false"),
+    "or_other": ((bool,), "true or false"),
+    "default": ((str, int, float), "text or a number"),
+    "max_length": ((int,), "a positive whole number"),
+}
 
 
 def _texts(value: Any, where: str) -> Texts:
@@ -103,6 +127,17 @@ def _choices(raw: Any) -> dict[str, tuple[Choice, ...]]:
     return lists
 
 
+def _check_attribute_types(raw: Mapping, name: str) -> None:
+    """Refuse a field attribute of the wrong JSON type, naming the field and the attribute."""
+    for key, (types, expected) in ATTRIBUTE_TYPES.items():
+        value = raw.get(key)
+        if value is not None and type(value) not in types:
+            raise DefinitionError(f"field {name!r}: {key} must be {expected}")
+    xml_name = raw.get("xml_name")
+    if xml_name is not None and XML_NAME_RE.match(xml_name) is None:
+        raise DefinitionError(f"field {name!r}: xml_name {xml_name!r} is not an element name")
+
+
 def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]]) -> Field:
     if not isinstance(raw, Mapping):
         raise DefinitionError("every field is an object with a name and a type")
@@ -112,6 +147,7 @@ def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]])
     if not isinstance(field_type, str):
         raise DefinitionError(f"field {name!r}: type is missing")
     check_type_name(name, field_type)
+    _check_attribute_types(raw, name)
     list_name = raw.get("choices")
     options: tuple[Choice, ...] = ()
     if field_type in SELECT_TYPES:
@@ -130,7 +166,7 @@ def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]])
         {str(kind): _texts(files, f"field {name!r} media") for kind, files in media_raw.items()}
     )
     max_length = raw.get("max_length")
-    if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
+    if max_length is not None and max_length <= 0:
         raise DefinitionError(f"field {name!r}: max_length must be a positive whole number")
     repeat = None
     if parent is not None:
@@ -219,13 +255,16 @@ def from_dict(data: Any) -> FormVersion:
             raise DefinitionError(f"field {field.name!r}: other_of names no field")
     title = _texts(data.get("title") or form_id, "title")
     repeats = tuple(name for name, field in fields.items() if field.type == "repeat")
+    default_language = data.get("default_language")
+    if default_language is not None and not isinstance(default_language, str):
+        raise DefinitionError("default_language must be text")
     built = FormVersion(
         form_id=form_id,
         version=version,
         title=title,
         fields=MappingProxyType(fields),
         choice_lists=MappingProxyType(lists),
-        default_language=data.get("default_language"),
+        default_language=default_language,
         settings=_strings(data.get("settings"), "settings"),
         languages=_languages(fields, title, lists),
         repeats=repeats,

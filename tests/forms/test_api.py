@@ -110,3 +110,21 @@ def test_a_stored_definition_holding_nan_is_refused_not_sent():
         sendable_definition(row)
     assert raised.value.code is ErrorCode.INVALID_FORM
     assert "form 'old' version 3" in raised.value.detail
+
+
+def import_json(client, headers, definition):
+    return client.post(
+        "/api/v1/forms/import?name=f.json",
+        data=json.dumps(definition).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+
+
+def test_a_select_naming_its_list_with_a_list_answers_invalid_form(client, database):
+    admin = token_for(database, "admin")
+    field = {"name": "a", "type": "select_one", "choices": ["l"]}
+    reply = import_json(
+        client, admin, {"form_id": "c1", "fields": [field], "choices": {"l": [{"name": "x"}]}}
+    )
+    assert reply.status_code == 422
+    assert reply.json["detail"] == "f.json: field 'a': choices must be text"

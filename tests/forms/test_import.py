@@ -1,6 +1,8 @@
 """Reading form files: what each reader makes of its format, and what it refuses (by name)."""
 
 import io
+import json
+import re
 
 import pytest
 
@@ -91,3 +93,33 @@ def test_a_json_bound_beyond_the_float_range_is_refused():
     text = b'{"form_id": "f", "fields": [{"name": "a", "type": "decimal", "max": 1e400}]}'
     with pytest.raises(FormFileError, match="field 'a': max must be a finite number"):
         read_definition(text, "f.json")
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("choices", ["l"], "choices must be text"),
+        ("appearance", ["x"], "appearance must be text"),
+        ("xml_name", 5, "xml_name must be text"),
+        ("xml_name", "a/b", "xml_name 'a/b' is not an element name"),
+        ("source_type", {"k": "v"}, "source_type must be text"),
+        ("relevant", 1, "relevant must be text"),
+        ("other_of", ["a"], "other_of must be text"),
+        ("required", ["yes"], "required must be true, false or a condition"),
+        ("readonly", "yes", "readonly must be true or false"),
+        ("default", True, "default must be text or a number"),
+        ("max_length", True, "max_length must be a positive whole number"),
+        ("max_length", 2.5, "max_length must be a positive whole number"),
+    ],
+)
+def test_a_json_field_attribute_of_the_wrong_type_is_refused(attribute, value, message):
+    field = {"name": "a", "type": "select_one", "choices": "l", attribute: value}
+    definition = {"form_id": "f", "fields": [field], "choices": {"l": [{"name": "x"}]}}
+    with pytest.raises(FormFileError, match=f"f.json: field 'a': {re.escape(message)}"):
+        read_definition(json.dumps(definition).encode(), "f.json")
+
+
+def test_a_json_default_language_must_be_text():
+    definition = {"form_id": "f", "fields": [], "default_language": ["en"]}
+    with pytest.raises(FormFileError, match="default_language must be text"):
+        read_definition(json.dumps(definition).encode(), "f.json")
