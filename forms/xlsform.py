@@ -12,11 +12,11 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from forms.model import FormVersion
-from forms.types import XLSFORM_TYPES
+from forms.model import Field, FormVersion
+from forms.types import CONTAINER_TYPES, XLSFORM_TYPES
 
 FS_NAMESPACE = "http://fieldsync.dev/xforms"
 NAMESPACES_SETTING = f'fs="{FS_NAMESPACE}"'
@@ -317,6 +317,29 @@ def read_xlsform(data: bytes, file_type: str, form_id: str | None = None) -> dic
 
 # --- export -------------------------------------------------------------------------
 
+# XLSForm types pyxform puts no control on screen for, so they need no label.
+UNSHOWN = frozenset(
+    {
+        "calculate",
+        "hidden",
+        "start",
+        "end",
+        "today",
+        "deviceid",
+        "uri:deviceid",
+        "subscriberid",
+        "simserial",
+        "phonenumber",
+        "username",
+        "email",
+        "audit",
+        "start-geopoint",
+        "background-audio",
+        "xml-external",
+        "csv-external",
+    }
+)
+
 
 def _languages(version: FormVersion) -> list[str]:
     return list(version.languages) or ["default"]
@@ -346,6 +369,17 @@ def _type_text(field: Any) -> str:
     return field.type
 
 
+def _label(field: Field, languages: list[str]) -> Mapping[str, str]:
+    """The field's label; a question shown on screen with no label, hint or media gets its name.
+
+    pyxform refuses such a question, while our definitions allow it.
+    """
+    shown = field.type not in CONTAINER_TYPES and _type_text(field).split(" ")[0] not in UNSHOWN
+    if field.label or field.hint or field.media or not shown:
+        return field.label
+    return dict.fromkeys(languages, field.name)
+
+
 def _survey_rows(version: FormVersion, parent: str | None, languages: list[str]) -> Iterable[dict]:
     for field in version.children(parent):
         if field.other_of is not None and version.fields[field.other_of].or_other:
@@ -355,7 +389,7 @@ def _survey_rows(version: FormVersion, parent: str | None, languages: list[str])
             row["type"] = f"begin_{field.type}"
         else:
             row["type"] = _type_text(field)
-        row.update(_text_columns("label", field.label, languages))
+        row.update(_text_columns("label", _label(field, languages), languages))
         row.update(_text_columns("hint", field.hint, languages))
         for kind, files in field.media.items():
             row.update(_text_columns(f"media::{kind}", dict(files), [*languages, "default"]))

@@ -24,6 +24,7 @@ from forms import DefinitionError, FormVersion, VersionDiff, diff_versions, from
 from forms.builtin import NAMES as BUILTIN_NAMES
 from forms.builtin import definition as builtin_definition
 from forms.io import FormFileError, read_form, write_form
+from forms.xlsform import XLSFormError
 from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import StoredForm, StoredFormVersion, VersionStatus, utcnow
@@ -247,8 +248,19 @@ def diff_stored(
 
 
 def export_file(row: StoredFormVersion, fmt: str) -> bytes:
-    """A stored version written as a file in `fmt` (see `forms.io.FORMATS`)."""
-    return write_form(_build(row.definition), fmt)
+    """A stored version written as a file in `fmt` (see `forms.io.FORMATS`).
+
+    XForms are made by pyxform, which refuses a few things our definitions allow (a
+    media kind it does not know, say): that answers invalid_form with pyxform's reason.
+    """
+    version = _build(row.definition)
+    try:
+        return write_form(version, fmt)
+    except XLSFormError as error:
+        raise ApiError(
+            ErrorCode.INVALID_FORM,
+            f"form {row.form_id!r} version {row.version} cannot be written as {fmt}: {error}",
+        ) from None
 
 
 def list_versions(session: Session, form_id: str | None = None) -> list[StoredFormVersion]:

@@ -128,3 +128,18 @@ def test_a_select_naming_its_list_with_a_list_answers_invalid_form(client, datab
     )
     assert reply.status_code == 422
     assert reply.json["detail"] == "f.json: field 'a': choices must be text"
+
+
+def test_a_version_exports_as_xform_or_answers_invalid_form(client, database):
+    admin = token_for(database, "admin")
+    unlabelled = {"form_id": "nolabel", "fields": [{"name": "a", "type": "text"}]}
+    assert import_json(client, admin, unlabelled).status_code == 201
+    exported = client.get("/api/v1/forms/nolabel/versions/1/export?format=xform", headers=admin)
+    assert exported.status_code == 200
+    assert b"<label>a</label>" in exported.data
+    odd_media = {"name": "a", "type": "text", "label": "A", "media": {"smell": "x.txt"}}
+    assert import_json(client, admin, {"form_id": "m", "fields": [odd_media]}).status_code == 201
+    refused = client.get("/api/v1/forms/m/versions/1/export?format=xform", headers=admin)
+    assert refused.status_code == 422
+    assert refused.json["code"] == "invalid_form"
+    assert "form 'm' version 1 cannot be written as xform: " in refused.json["detail"]

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from forms.io import FormFileError, read_definition
+from forms import from_dict
+from forms.io import FormFileError, read_definition, write_form
 
 HEADER = ["type", "name", "label"]
 
@@ -123,3 +124,17 @@ def test_a_json_default_language_must_be_text():
     definition = {"form_id": "f", "fields": [], "default_language": ["en"]}
     with pytest.raises(FormFileError, match="default_language must be text"):
         read_definition(json.dumps(definition).encode(), "f.json")
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("xlsform", ".xlsx"), ("xform", ".xml")])
+def test_a_question_without_label_is_exported_labelled_with_its_name(fmt, suffix):
+    fields = [
+        {"name": "a", "type": "text"},
+        {"name": "b", "type": "integer", "hint": "how many"},
+        {"name": "c", "type": "calculate", "calculation": "${b} + 1"},
+        {"name": "d", "type": "note", "media": {"image": "map.png"}},
+    ]
+    version = from_dict({"form_id": "f", "fields": fields})
+    again = read_definition(write_form(version, fmt), "f" + suffix)[0]["fields"]
+    labels = {field["name"]: field.get("label") for field in again}
+    assert labels == {"a": {"default": "a"}, "b": None, "c": None, "d": None}
