@@ -11,9 +11,13 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
+from xml.etree.ElementTree import ParseError
+from zipfile import BadZipFile
 
 from forms.model import Field, FormVersion
 from forms.types import CONTAINER_TYPES, XLSFORM_TYPES
@@ -42,6 +46,25 @@ META_GROUP = "meta"
 NORMALISED_TYPES = frozenset({"select one", "select all that apply", "photo"})
 FORM_ID_CLEAN = re.compile(r"[^A-Za-z0-9_.-]+")
 TRUE_WORDS = {"true()", "yes", "true", "1"}
+
+
+# The spreadsheet readers (zipfile, zlib and XML for .xlsx, xlrd's parser and its
+# assertions for .xls) fail in many ways on a file that is not a sound spreadsheet.
+UNREADABLE_FILE_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    OSError,
+    EOFError,
+    NotImplementedError,
+    AssertionError,
+    ParseError,
+    BadZipFile,
+    struct.error,
+    zlib.error,
+)
 
 
 class XLSFormError(ValueError):
@@ -291,6 +314,8 @@ def convert(data: bytes | dict, file_type: str | None = None) -> Any:
     """pyxform's conversion of an XLSForm (bytes) or its sheet JSON; XLSFormError on failure."""
     from pyxform.errors import PyXFormError
     from pyxform.xls2xform import convert as pyxform_convert
+    from xlrd.biffh import XLRDError
+    from xlrd.compdoc import CompDocError
 
     try:
         with warnings.catch_warnings():
@@ -301,8 +326,7 @@ def convert(data: bytes | dict, file_type: str | None = None) -> Any:
             )
     except PyXFormError as error:
         raise XLSFormError(first_problem(str(error))) from None
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OSError) as error:
-        # The spreadsheet readers fail in many ways on files that are not spreadsheets.
+    except (*UNREADABLE_FILE_ERRORS, XLRDError, CompDocError) as error:
         raise XLSFormError(
             f"not a readable XLSForm ({type(error).__name__}: {one_line(error)})"
         ) from None

@@ -10,6 +10,7 @@ from server.errors import ApiError, ErrorCode
 from server.form_store import install_builtin, sendable_definition
 from server.models import StoredFormVersion, User
 from server.passwords import hash_password
+from tests.forms.files import HEADER, malformed_sheet, xlsx
 
 
 def token_for(database, role):
@@ -71,8 +72,6 @@ def test_a_json_form_with_a_lone_surrogate_is_refused(client, database):
 
 
 def test_an_xlsform_with_a_bad_fs_number_answers_invalid_form(client, database):
-    from tests.forms.test_import import HEADER, xlsx
-
     admin = token_for(database, "admin")
     data = xlsx([[*HEADER, "bind::fs:max_length"], ["text", "a", "A", "abc"]])
     reply = client.post("/api/v1/forms/import?name=f.xlsx", data=data, headers=admin)
@@ -143,3 +142,11 @@ def test_a_version_exports_as_xform_or_answers_invalid_form(client, database):
     assert refused.status_code == 422
     assert refused.json["code"] == "invalid_form"
     assert "form 'm' version 1 cannot be written as xform: " in refused.json["detail"]
+
+
+def test_an_xlsx_with_a_malformed_sheet_answers_invalid_form(client, database):
+    admin = token_for(database, "admin")
+    data = malformed_sheet(xlsx([HEADER, ["text", "a", "A"]]))
+    reply = client.post("/api/v1/forms/import?name=f.xlsx", data=data, headers=admin)
+    assert reply.status_code == 422
+    assert reply.json["detail"].startswith("f.xlsx: not a readable XLSForm (ParseError: ")

@@ -1,6 +1,5 @@
 """Reading form files: what each reader makes of its format, and what it refuses (by name)."""
 
-import io
 import json
 import re
 
@@ -8,36 +7,7 @@ import pytest
 
 from forms import from_dict
 from forms.io import FormFileError, read_definition, write_form
-
-HEADER = ["type", "name", "label"]
-
-
-def xlsx(survey, choices=None, settings=(("form_id",), ("f",))):
-    """An .xlsx XLSForm of the given sheet rows (a settings sheet naming form `f` by default)."""
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    for title, rows in (("survey", survey), ("choices", choices), ("settings", settings)):
-        if rows is not None:
-            sheet = workbook.create_sheet(title)
-            for row in rows:
-                sheet.append(list(row))
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
-
-
-def xform(binds, fields="<a/>"):
-    """An XForm with the given primary instance fields and bind elements."""
-    return f"""<?xml version="1.0"?>
-<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml"
-        xmlns:fs="http://fieldsync.dev/xforms">
-<h:head><h:title>t</h:title><model>
-<instance><data id="t">{fields}</data></instance>
-{binds}
-</model></h:head>
-<h:body><input ref="/data/a"><label>A</label></input></h:body></h:html>""".encode()
+from tests.forms.files import HEADER, garbled_sheet, malformed_sheet, xform, xlsx
 
 
 @pytest.mark.parametrize(
@@ -138,3 +108,10 @@ def test_a_question_without_label_is_exported_labelled_with_its_name(fmt, suffix
     again = read_definition(write_form(version, fmt), "f" + suffix)[0]["fields"]
     labels = {field["name"]: field.get("label") for field in again}
     assert labels == {"a": {"default": "a"}, "b": None, "c": None, "d": None}
+
+
+@pytest.mark.parametrize("corrupt", [malformed_sheet, garbled_sheet])
+def test_a_corrupt_workbook_is_refused_as_unreadable(corrupt):
+    data = corrupt(xlsx([HEADER, ["text", "a", "A"]]))
+    with pytest.raises(FormFileError, match=r"f.xlsx: not a readable XLSForm \("):
+        read_definition(data, "f.xlsx")
