@@ -45,9 +45,9 @@ def read_definition(data: bytes, name: str, form_id: str | None = None) -> tuple
         raise FormFileError(f"{name}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
         if suffix in (".xlsx", ".xls"):
-            definition, source = read_xlsform(data, suffix, form_id), "xlsform"
+            definition, source = read_xlsform(data, suffix, form_id, name), "xlsform"
         elif suffix == ".xml":
-            definition, source = read_xform(data, form_id), "xform"
+            definition, source = read_xform(data, form_id, name), "xform"
         elif suffix == ".json":
             definition, source = _read_json(data), "json"
             if form_id:

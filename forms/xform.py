@@ -24,7 +24,7 @@ from forms.xlsform import (
     TRUE_WORDS,
     XLSFORM_TYPES,
     XLSFormError,
-    clean_form_id,
+    choose_form_id,
     convert,
     fs_attribute,
     mark_or_other,
@@ -366,7 +366,7 @@ class _Reader:
         if extra:
             out["bind"] = extra
 
-    def definition(self, form_id: str | None) -> dict:
+    def definition(self, form_id: str) -> dict:
         self.count(self.data)
         self.collect_paths(self.data, ())
         nodes = [self.node(child, (_local(child.tag),)) for child in _distinct(self.data)]
@@ -375,7 +375,7 @@ class _Reader:
         title_node = self.head.find(f"{H}title")
         language = self.default_language or "default"
         definition: dict[str, Any] = {
-            "form_id": form_id or clean_form_id(self.data.get("id")),
+            "form_id": form_id,
             "version": 1,
             "title": {language: (title_node.text or "").strip() if title_node is not None else ""},
             "fields": fields,
@@ -388,15 +388,16 @@ class _Reader:
         return definition
 
 
-def read_xform(data: bytes, form_id: str | None = None) -> dict:
-    """The JSON definition of an XForm document."""
+def read_xform(data: bytes, form_id: str | None = None, file_name: str | None = None) -> dict:
+    """The JSON definition of an XForm document (see `choose_form_id` for its id)."""
     try:
         root = ElementTree.fromstring(data)
     except (ElementTree.ParseError, DefusedXmlException) as error:
         raise XFormError(f"not well-formed XML ({one_line(error)})") from None
     if _local(root.tag) != "html":
         raise XFormError(f"not an XForm: the root element is <{_local(root.tag)}>, not <h:html>")
-    return _Reader(root).definition(form_id)
+    reader = _Reader(root)
+    return reader.definition(choose_form_id(form_id, reader.data.get("id"), file_name))
 
 
 def write_xform(version: FormVersion) -> str:

@@ -15,6 +15,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping
+from pathlib import PurePath
 from typing import Any
 from xml.etree.ElementTree import ParseError
 from zipfile import BadZipFile
@@ -84,12 +85,26 @@ def first_problem(text: str) -> str:
     return f"{lines[0]} (and {len(lines) - 1} more problems like it)"
 
 
-def clean_form_id(raw: str | None) -> str:
-    """A form id from an XForm id_string: letters, digits, _ . - and a letter first."""
+def clean_form_id(raw: str | None) -> str | None:
+    """A form id made of `raw` (letters, digits, _ . -, a letter first), or None if none is left."""
     cleaned = FORM_ID_CLEAN.sub("_", (raw or "").strip()).strip("_")[:100]
-    if not cleaned or not cleaned[0].isalpha():
-        cleaned = ("form_" + cleaned)[:100]
-    return cleaned
+    if not cleaned:
+        return None
+    return cleaned if cleaned[0].isalpha() else ("form_" + cleaned)[:100]
+
+
+def choose_form_id(given: str | None, own: str | None, file_name: str | None) -> str:
+    """The id to store a form under: the one given, else the form's own, else the file's stem.
+
+    A form that names no id is never stored under a shared guess (pyxform's `data`), so
+    unrelated forms cannot replace each other's drafts.
+    """
+    chosen = given or clean_form_id(own) or clean_form_id(PurePath(file_name or "").stem)
+    if chosen is None:
+        raise XLSFormError(
+            "the form has no form_id: set form_id in its settings, or give one when importing"
+        )
+    return chosen
 
 
 def texts(value: Any, default_language: str) -> dict[str, str] | None:
@@ -287,7 +302,7 @@ def _is_section(node: dict) -> bool:
     return node.get("type") in ("group", "repeat")
 
 
-def survey_to_definition(survey: dict, raw: dict, form_id: str | None = None) -> dict:
+def survey_to_definition(survey: dict, raw: dict, form_id: str) -> dict:
     """Our JSON definition of a pyxform survey (`raw` is pyxform's sheet JSON)."""
     converter = _Converter(survey, raw)
     fields = converter.fields(survey.get("children") or [], ())
@@ -297,9 +312,9 @@ def survey_to_definition(survey: dict, raw: dict, form_id: str | None = None) ->
     if survey.get("version"):
         settings["xform_version"] = str(survey["version"])
     definition: dict[str, Any] = {
-        "form_id": form_id or clean_form_id(survey.get("id_string")),
+        "form_id": form_id,
         "version": 1,
-        "title": {language: str(survey.get("title") or survey.get("id_string") or "")},
+        "title": {language: str(survey.get("title") or form_id)},
         "fields": fields,
         "choices": converter.lists,
     }
@@ -311,8 +326,13 @@ def survey_to_definition(survey: dict, raw: dict, form_id: str | None = None) ->
 
 
 def convert(data: bytes | dict, file_type: str | None = None) -> Any:
-    """pyxform's conversion of an XLSForm (bytes) or its sheet JSON; XLSFormError on failure."""
+    """pyxform's conversion of an XLSForm (bytes) or its sheet JSON; XLSFormError on failure.
+
+    Bytes go in with an empty file name, so a survey's id_string is the form_id its
+    settings give or nothing, never pyxform's fallback `data`.
+    """
     from pyxform.errors import PyXFormError
+    from pyxform.xls2json_backends import Definition
     from pyxform.xls2xform import convert as pyxform_convert
     from xlrd.biffh import XLRDError
     from xlrd.compdoc import CompDocError
@@ -322,7 +342,11 @@ def convert(data: bytes | dict, file_type: str | None = None) -> Any:
             # openpyxl warns about styles and document properties, which a form does not use.
             warnings.simplefilter("ignore", UserWarning)
             return pyxform_convert(
-                xlsform=data, validate=False, pretty_print=True, file_type=file_type, warnings=[]
+                xlsform=data if isinstance(data, dict) else Definition(io.BytesIO(data), None, ""),
+                validate=False,
+                pretty_print=True,
+                file_type=file_type,
+                warnings=[],
             )
     except PyXFormError as error:
         raise XLSFormError(first_problem(str(error))) from None
@@ -332,11 +356,14 @@ def convert(data: bytes | dict, file_type: str | None = None) -> Any:
         ) from None
 
 
-def read_xlsform(data: bytes, file_type: str, form_id: str | None = None) -> dict:
-    """The JSON definition of an .xlsx or .xls XLSForm."""
+def read_xlsform(
+    data: bytes, file_type: str, form_id: str | None = None, file_name: str | None = None
+) -> dict:
+    """The JSON definition of an .xlsx or .xls XLSForm (see `choose_form_id` for its id)."""
     result = convert(data, file_type)
     survey = result._survey.to_json_dict()
-    return survey_to_definition(survey, result._pyxform or {}, form_id)
+    chosen = choose_form_id(form_id, survey.get("id_string"), file_name)
+    return survey_to_definition(survey, result._pyxform or {}, chosen)
 
 
 # --- export -------------------------------------------------------------------------

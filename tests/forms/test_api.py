@@ -150,3 +150,16 @@ def test_an_xlsx_with_a_malformed_sheet_answers_invalid_form(client, database):
     reply = client.post("/api/v1/forms/import?name=f.xlsx", data=data, headers=admin)
     assert reply.status_code == 422
     assert reply.json["detail"].startswith("f.xlsx: not a readable XLSForm (ParseError: ")
+
+
+def test_xlsforms_without_form_id_are_stored_under_their_file_names(client, database):
+    admin = token_for(database, "admin")
+    for name, question in (("tutorial.xlsx", "a"), ("widgets.xlsx", "b")):
+        data = xlsx([HEADER, ["text", question, "Q"]], settings=None)
+        reply = client.post(f"/api/v1/forms/import?name={name}", data=data, headers=admin)
+        assert reply.status_code == 201, reply.json
+    stored = client.get("/api/v1/forms", headers=admin).json["items"]
+    assert [(item["form_id"], item["version"]) for item in stored] == [
+        ("tutorial", 1),
+        ("widgets", 1),
+    ]

@@ -7,6 +7,7 @@ import pytest
 
 from forms import from_dict
 from forms.io import FormFileError, read_definition, write_form
+from forms.xlsform import XLSFormError, read_xlsform
 from tests.forms.files import HEADER, garbled_sheet, malformed_sheet, xform, xlsx
 
 
@@ -115,3 +116,27 @@ def test_a_corrupt_workbook_is_refused_as_unreadable(corrupt):
     data = corrupt(xlsx([HEADER, ["text", "a", "A"]]))
     with pytest.raises(FormFileError, match=r"f.xlsx: not a readable XLSForm \("):
         read_definition(data, "f.xlsx")
+
+
+def test_an_xlsform_without_form_id_is_named_after_its_file():
+    data = xlsx([HEADER, ["text", "a", "A"]], settings=None)
+    assert read_definition(data, "household survey (2).xlsx")[0]["form_id"] == "household_survey_2"
+    assert read_definition(data, "2024.xlsx")[0]["form_id"] == "form_2024"
+    assert read_definition(data, "x.xlsx", form_id="given")[0]["form_id"] == "given"
+    named = xlsx([HEADER, ["text", "a", "A"]], settings=[["form_id"], ["data"]])
+    assert read_definition(named, "other.xlsx")[0]["form_id"] == "data"
+
+
+def test_an_xlsform_without_form_id_or_usable_file_name_is_refused():
+    data = xlsx([HEADER, ["text", "a", "A"]], settings=None)
+    with pytest.raises(FormFileError, match="the form has no form_id: set form_id in its settings"):
+        read_definition(data, "问卷.xlsx")
+    with pytest.raises(XLSFormError, match="the form has no form_id"):
+        read_xlsform(data, ".xlsx")
+
+
+def test_an_xform_without_id_is_named_after_its_file():
+    data = xform('<bind nodeset="/data/a" type="string"/>').replace(b' id="t"', b"")
+    assert read_definition(data, "village-check.xml")[0]["form_id"] == "village-check"
+    with pytest.raises(FormFileError, match="the form has no form_id"):
+        read_definition(data, "__.xml")
