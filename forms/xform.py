@@ -229,6 +229,12 @@ class _Reader:
         if match is None or match[1] not in self.secondary:
             raise XFormError(f"field {name!r}: itemset {nodeset!r} is not supported")
         list_name = match[1]
+        external = self.secondary[list_name].get("src")
+        if external:
+            raise XFormError(
+                f"field {name!r}: choices from the file {external} are not supported;"
+                " list them in the form"
+            )
         value_ref = (
             itemset.find(f"{XF}value").get("ref")
             if itemset.find(f"{XF}value") is not None

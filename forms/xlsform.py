@@ -47,6 +47,8 @@ META_GROUP = "meta"
 NORMALISED_TYPES = frozenset({"select one", "select all that apply", "photo"})
 FORM_ID_CLEAN = re.compile(r"[^A-Za-z0-9_.-]+")
 TRUE_WORDS = {"true()", "yes", "true", "1"}
+# Files select_one_from_file and select_multiple_from_file take their choices from.
+CHOICE_FILE_SUFFIXES = (".csv", ".xml", ".geojson")
 
 
 # The spreadsheet readers (zipfile, zlib and XML for .xlsx, xlrd's parser and its
@@ -286,7 +288,7 @@ class _Converter:
             if node.get("choice_filter"):
                 field["choice_filter"] = str(node["choice_filter"])
             if field["type"] in ("select_one", "select_multiple"):
-                list_name = node.get("itemset") or node.get("list_name") or name
+                list_name = _choice_list_name(node)
                 self.choices(list_name, node.get("children") or node.get("choices") or [])
                 field["choices"] = list_name
             if field.get("reference"):
@@ -296,6 +298,25 @@ class _Converter:
                 field["fields"] = self.fields(node.get("children") or [], (*path, name))
             out.append(field)
         return out
+
+
+def _choice_list_name(node: dict) -> str:
+    """The choices-sheet list of a select question; choices from anywhere else are refused.
+
+    A file's choices (select_one_from_file) and another question's answers
+    (select_one ${field}) are not in the definition, so every answer would be unknown.
+    """
+    name, itemset = node.get("name"), str(node.get("itemset") or "")
+    if itemset.startswith("${"):
+        source = f"the answers to {itemset}"
+    elif itemset.lower().endswith(CHOICE_FILE_SUFFIXES):
+        source = f"the file {itemset}"
+    else:
+        return itemset or node.get("list_name") or name
+    raise XLSFormError(
+        f"question {name!r}: choices from {source} are not supported;"
+        " list them on the choices sheet"
+    )
 
 
 def _is_section(node: dict) -> bool:

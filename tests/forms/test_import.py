@@ -7,7 +7,7 @@ import pytest
 
 from forms import from_dict
 from forms.io import FormFileError, read_definition, write_form
-from forms.xlsform import XLSFormError, read_xlsform
+from forms.xlsform import XLSFormError, convert, read_xlsform
 from tests.forms.files import HEADER, garbled_sheet, malformed_sheet, xform, xlsx
 
 
@@ -140,3 +140,34 @@ def test_an_xform_without_id_is_named_after_its_file():
     assert read_definition(data, "village-check.xml")[0]["form_id"] == "village-check"
     with pytest.raises(FormFileError, match="the form has no form_id"):
         read_definition(data, "__.xml")
+
+
+@pytest.mark.parametrize(
+    ("question_type", "source"),
+    [
+        ("select_one_from_file villages.csv", "the file villages.csv"),
+        ("select_multiple_from_file villages.xml", "the file villages.xml"),
+        ("select_one ${pname}", "the answers to ${pname}"),
+    ],
+)
+def test_an_xlsform_select_whose_choices_are_not_listed_is_refused(question_type, source):
+    data = xlsx(
+        [
+            HEADER,
+            ["begin_repeat", "people", "People"],
+            ["text", "pname", "Name"],
+            ["end_repeat", None, None],
+            [question_type, "pick", "Pick"],
+        ]
+    )
+    message = f"question 'pick': choices from {source} are not supported"
+    with pytest.raises(FormFileError, match=re.escape(message)):
+        read_definition(data, "f.xlsx")
+
+
+def test_an_xform_select_whose_choices_are_in_a_file_is_refused():
+    sheet = xlsx([HEADER, ["select_one_from_file villages.csv", "village", "Village"]])
+    data = convert(sheet, ".xlsx").xform.encode()
+    message = "field 'village': choices from the file jr://file-csv/villages.csv are not supported"
+    with pytest.raises(FormFileError, match=re.escape(message)):
+        read_definition(data, "f.xml")
