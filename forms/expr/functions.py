@@ -52,8 +52,11 @@ def _round(value: Any, digits: Any = 0.0) -> float:
     if not math.isfinite(number) or not math.isfinite(places) or abs(places) > 300:
         return NAN if number != number else number
     scale = 10.0 ** int(places)
+    scaled = number * scale
+    if not math.isfinite(scaled):
+        return number  # too large to have any digit past `places`: it is already round
     # XPath rounds halves up (towards positive infinity), not to even.
-    return math.floor(number * scale + 0.5) / scale
+    return math.floor(scaled + 0.5) / scale
 
 
 @lru_cache(maxsize=512)
@@ -102,7 +105,12 @@ def _selected_at(value: Any, index: Any) -> str:
 
 
 def _sum(value: Any) -> float:
-    return math.fsum(to_number(item) for item in _items(value)) if _items(value) else 0.0
+    numbers = [to_number(item) for item in _items(value)]
+    try:
+        return math.fsum(numbers)
+    except (OverflowError, ValueError):
+        # fsum refuses what plain addition gives: ±inf past the float range, NaN for inf - inf.
+        return float(sum(numbers))
 
 
 def _extreme(pick: Callable, args: tuple) -> float:

@@ -1,12 +1,13 @@
 """The expression language: parsing, printing, evaluation and the checks done at import."""
 
 import datetime as dt
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from forms import DefinitionError, from_dict
+from forms import DefinitionError, evaluate_record, from_dict
 from forms.expr import Context, Scope, compile_node, parse, to_text
 from forms.expr.syntax import Binary, Call, Literal, Ref, Unary
 
@@ -112,3 +113,39 @@ def test_printed_and_parsed_again_evaluates_the_same(tree, values):
     direct = compile_node(tree, Scope(FORM))(Context(values, now=NOW))
     again = compile_node(parse(text), Scope(FORM))(Context(values, now=NOW))
     assert same(direct, again), text
+
+
+TOTALS = from_dict(
+    {
+        "form_id": "totals",
+        "fields": [
+            {
+                "name": "items",
+                "type": "repeat",
+                "fields": [
+                    {"name": "amount", "type": "decimal"},
+                    {"name": "share", "type": "calculate", "calculation": "${amount} div 0"},
+                ],
+            },
+            {"name": "total", "type": "calculate", "calculation": "sum(${amount})"},
+            {"name": "shares", "type": "calculate", "calculation": "sum(${share})"},
+            {"name": "price", "type": "decimal"},
+            {"name": "rounded", "type": "calculate", "calculation": "round(${price}, 2)"},
+        ],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("price", "amounts", "expected"),
+    [
+        (1e307, [1e308, 1e308], {"total": math.inf, "rounded": 1e307}),
+        (-1e307, [1e308, -1e308], {"total": 0.0, "shares": math.nan, "rounded": -1e307}),
+        (2.345, [0.1, 0.2, 1e308, 1e308, -1e308], {"total": math.inf, "rounded": 2.35}),
+    ],
+)
+def test_sum_and_round_give_what_xpath_gives_on_large_values(price, amounts, expected):
+    rows = {"items": [{"amount": amount} for amount in amounts]}
+    calculated = evaluate_record(TOTALS, {"price": price}, rows, NOW).calculated
+    for name, value in expected.items():
+        assert same(calculated[name], value), name
