@@ -89,6 +89,8 @@ def _substr(value: Any, start: Any, end: Any = None) -> str:
 
 def _split(value: Any, separator: Any) -> tuple[str, str, str]:
     text, mark = to_string(value), to_string(separator)
+    if not mark:
+        return "", "", text  # XPath finds the empty string at the start
     return text.partition(mark) if mark in text else ("", "", "")
 
 
@@ -143,9 +145,9 @@ def _decimal_time(value: Any) -> float:
     try:
         hours, minutes = int(parts[0]), int(parts[1])
         seconds = float(parts[2][:6]) if len(parts) > 2 else 0.0
-    except (ValueError, IndexError):
+        return (hours * 3600 + minutes * 60 + seconds) / 86400
+    except (ValueError, IndexError, OverflowError):
         return NAN
-    return (hours * 3600 + minutes * 60 + seconds) / 86400
 
 
 FORMAT_CODES = {

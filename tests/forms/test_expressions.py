@@ -4,11 +4,12 @@ import datetime as dt
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from forms import DefinitionError, evaluate_record, from_dict
-from forms.expr import Context, Scope, compile_node, parse, to_text
+from forms.expr import Context, NodeSet, Scope, compile_node, parse, to_text
+from forms.expr.functions import FUNCTIONS
 from forms.expr.syntax import Binary, Call, Literal, Ref, Unary
 
 FORM = from_dict(
@@ -53,6 +54,9 @@ def evaluate(text, values):
         ("not(${a} = 1) or ${a} != 2", {"a": 1}, True),
         ("decimal-date-time('1970-01-02')", {}, 1.0),
         ("contains(${b}, '小区') and starts-with(${b}, '幸')", {"b": "幸福小区"}, True),
+        ("substring-before(${b}, '')", {"b": "abc"}, ""),
+        ("substring-after(${b}, '')", {"b": "abc"}, "abc"),
+        ("substring-after(${b}, '-')", {"b": "a-b-c"}, "b-c"),
     ],
 )
 def test_evaluation(text, values, expected):
@@ -149,3 +153,28 @@ def test_sum_and_round_give_what_xpath_gives_on_large_values(price, amounts, exp
     calculated = evaluate_record(TOTALS, {"price": price}, rows, NOW).calculated
     for name, value in expected.items():
         assert same(calculated[name], value), name
+
+
+def test_decimal_time_of_hours_beyond_the_float_range_is_nan():
+    assert math.isnan(evaluate("decimal-time(${b})", {"b": "9" * 400 + ":00"}))
+
+
+DATA = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["9" * 400 + ":00", "%Y-%3", "2024-05-01T08:00Z", "1e308"])
+    | st.dates()
+    | st.datetimes(timezones=st.just(dt.UTC)),
+    lambda inner: st.lists(inner, max_size=3) | st.builds(NodeSet, st.lists(inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+@given(name=st.sampled_from(sorted(FUNCTIONS)), args=st.lists(DATA, max_size=3))
+def test_functions_never_raise_on_data(name, args):
+    least, most, function = FUNCTIONS[name]
+    assume(least <= len(args) <= most)
+    function(Context({}, now=NOW), *args)
