@@ -39,8 +39,10 @@ ODK = "{http://www.opendatakit.org/xforms}"
 FS = "{" + FS_NAMESPACE + "}"
 ITEXT_RE = re.compile(r"jr:itext\(\s*'([^']*)'\s*\)")
 PATH_RE = re.compile(
-    r"\s?(?:current\(\)/)?((?:\.\./)+[A-Za-z_][\w.\-]*|/[A-Za-z_][\w.\-]*(?:/[A-Za-z_][\w.\-]*)+)\s?"
+    r"(?:current\(\)/)?((?:\.\./)+[A-Za-z_][\w.\-]*|/[A-Za-z_][\w.\-]*(?:/[A-Za-z_][\w.\-]*)+)"
 )
+# XPath string literals: text between quotes, which paths are never rewritten in.
+LITERAL_RE = re.compile(r"""('[^']*'|"[^"]*")""")
 TYPES_BY_BIND = {
     "string": "text",
     "int": "integer",
@@ -208,7 +210,11 @@ class _Reader:
                 name = last if self.names.get(last) == 1 else None
             return match[0] if name is None else "${" + name + "}"
 
-        return PATH_RE.sub(replace, expression).strip()
+        # Splitting on literals puts them at the odd indexes.
+        parts = LITERAL_RE.split(expression)
+        return "".join(
+            part if index % 2 else PATH_RE.sub(replace, part) for index, part in enumerate(parts)
+        ).strip()
 
     def choices(self, control: Element, name: str) -> tuple[str, str | None]:
         itemset = control.find(f"{XF}itemset")

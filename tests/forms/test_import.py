@@ -171,3 +171,24 @@ def test_an_xform_select_whose_choices_are_in_a_file_is_refused():
     message = "field 'village': choices from the file jr://file-csv/villages.csv are not supported"
     with pytest.raises(FormFileError, match=re.escape(message)):
         read_definition(data, "f.xml")
+
+
+@pytest.mark.parametrize(
+    ("calculate", "expected"),
+    [
+        (
+            "concat('saved under /data/a here: ', /data/a)",
+            "concat('saved under /data/a here: ', ${a})",
+        ),
+        (
+            "concat(\"../a is \", ../a, ' and /data/a')",
+            "concat(\"../a is \", ${a}, ' and /data/a')",
+        ),
+        ("if(/data/a = 'x', 1, 2)", "if(${a} = 'x', 1, 2)"),
+    ],
+)
+def test_xform_paths_become_references_outside_string_literals_only(calculate, expected):
+    binds = f"""<bind nodeset="/data/a" type="string"/>
+<bind nodeset="/data/c" type="string" calculate="{calculate.replace('"', "&quot;")}"/>"""
+    fields = read_definition(xform(binds, fields="<a/><c/>"), "t.xml")[0]["fields"]
+    assert fields[1]["calculation"] == expected
