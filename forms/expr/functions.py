@@ -99,6 +99,11 @@ def _flat_strings(args: tuple) -> list[str]:
     return [to_string(item) for item in items]
 
 
+def wanted_choice(choice: Any) -> str:
+    """The choice name selected() looks for: trimmed, as JavaRosa trims it."""
+    return to_string(choice).strip()
+
+
 def _selected_at(value: Any, index: Any) -> str:
     choices, position = _choices(value), to_number(index)
     if not math.isfinite(position) or not 0 <= position < len(choices):
@@ -229,7 +234,7 @@ def _pure(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 FUNCTIONS: dict[str, tuple[int, int, Callable[..., Any]]] = {
-    "selected": (2, 2, _pure(lambda value, choice: to_string(choice) in _choices(value))),
+    "selected": (2, 2, _pure(lambda value, choice: wanted_choice(choice) in _choices(value))),
     "count-selected": (1, 1, _pure(lambda value: float(len(_choices(value))))),
     "selected-at": (2, 2, _pure(_selected_at)),
     "string-length": (0, 1, lambda c, *a: float(len(to_string(a[0] if a else c.current)))),

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from forms.expr.functions import FUNCTIONS, pattern
+from forms.expr.functions import FUNCTIONS, pattern, wanted_choice
 from forms.expr.syntax import Binary, Call, Literal, Node, Unary
 from forms.expr.values import NodeSet, compare, to_boolean, to_number, to_string
 
@@ -160,7 +160,7 @@ def arithmetic_of(op: str, left: Compiled, right: Compiled) -> Compiled | None:
 
 def selected_literal(value: Compiled, choice: Any) -> Compiled:
     """selected(value, 'choice') with the choice's text worked out once."""
-    wanted = to_string(choice)
+    wanted = wanted_choice(choice)
 
     def selected(c: Any) -> bool:
         chosen = value(c)

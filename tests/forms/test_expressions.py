@@ -38,6 +38,8 @@ def evaluate(text, values):
         ("${a} mod 3", {"a": 7}, 1.0),
         ("if(${a} > 5, 'big', 'small')", {"a": 9}, "big"),
         ("selected(${c}, 'y')", {"c": ["x", "y"]}, True),
+        ("selected(${c}, 'y ')", {"c": ["x", "y"]}, True),
+        ("selected(${c}, concat(' ', 'x'))", {"c": ["x", "y"]}, True),
         ("count-selected(${c})", {"c": ["x", "y"]}, 2.0),
         ("selected-at(${c}, 1)", {"c": ["x", "y"]}, "y"),
         ("string-length(${b})", {"b": "网格员"}, 3.0),

@@ -62,7 +62,7 @@ def test_arithmetic_matches_the_general_rule(op, left, right):
     assert same(closure(None), arithmetic(op, left, right))
 
 
-@given(value=VALUES, choice=st.sampled_from(["x", "1", "", "a b"]) | st.floats(0, 2))
+@given(value=VALUES, choice=st.sampled_from(["x", "1", "", "a b", "x ", " 1"]) | st.floats(0, 2))
 def test_selected_with_a_literal_matches_selected(value, choice):
     general = FUNCTIONS["selected"][2](None, value, choice)
     assert selected_literal(constant(value), choice)(None) == general
