@@ -138,7 +138,8 @@ def caller_for(session: Session, device: Device) -> Caller:
 
 
 def writable_grids(session: Session, caller: Caller):
-    """Given the grids a push names, those that exist and lie in the caller's scope."""
+    """Given grids (those a push names and those its records are in), the ones that
+    exist and lie in the caller's scope."""
 
     def allowed(named: set[int]) -> Collection[int]:
         if caller.scope is not None:
@@ -305,7 +306,7 @@ def submit_edits(session: Session, user: User, edits: Iterable[Edit], rules: Rul
         device.id,
         user.id,
         sent,
-        writable_grids(session, caller)({op.grid_id for op in sent}),
+        writable_grids(session, caller),
         rules,
     )
     reply = PushReply(pushed.result, pushed.conflicts)

@@ -9,7 +9,7 @@ values and callables.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from sync.messages import CursorExpired, PushResult
 from sync.ops import MalformedOp, Op
 from sync.store import ingest, reading
 from sync.store.inbox import read_items
-from sync.store.ingest import Rules
+from sync.store.ingest import GridFilter, Rules
 from sync.store.seqs import content_of
 from sync.wire_check import plain_fields
 
@@ -39,9 +39,6 @@ __all__ = [
     "push",
     "snapshot",
 ]
-
-GridFilter = Callable[[set[int]], Collection[int]]
-"""Given the grids a push names, those the caller may write to (and that exist)."""
 
 
 class MalformedRequest(ValueError):
@@ -189,9 +186,8 @@ def push(
     pushed = ingest.resend(connection, caller.device_id, contents, rules, acked)
     if pushed is None:
         sent = ops_of(caller.device_id, contents)
-        allowed = writable_grids({op.grid_id for op in sent})
         pushed = ingest.push(
-            connection, caller.device_id, caller.user_id, sent, allowed, rules, acked=acked
+            connection, caller.device_id, caller.user_id, sent, writable_grids, rules, acked=acked
         )
     return PushReply(pushed.result, pushed.conflicts)
 

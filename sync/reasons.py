@@ -27,7 +27,7 @@ class Reason(enum.StrEnum):
     NOT_MULTI_SELECT = "not_multi_select"  # add/remove on a field that is no select_multiple
     READ_ONLY_FIELD = "read_only_field"  # a value for a note, group or field holding none
     FORM_MISMATCH = "form_mismatch"  # the op names another form than the record's
-    GRID_OUT_OF_SCOPE = "grid_out_of_scope"  # the op's grid is outside the user's scope
+    GRID_OUT_OF_SCOPE = "grid_out_of_scope"  # the op's or its record's grid is not the user's
     CLOCK_AHEAD = "clock_ahead"  # the HLC is too far ahead of the server's clock
 
 
@@ -56,7 +56,9 @@ class Gate:
 
     lookup_form: FormLookup
     check_field: FieldCheck
-    scope: Collection[int] | None  # the device user's grids with sub-grids; None: all
+    # the device user's grids with sub-grids (or at least those of them the push names
+    # or its records are in); None: every grid
+    scope: Collection[int] | None
     server_millis: int  # see `server_millis`: fixed for the whole push
     max_skew_ms: int = 600_000
     ahead_from: int = field(init=False)  # the lowest HLC too far ahead (`hlc.ahead_from`)
@@ -75,11 +77,15 @@ def server_millis(wall_ms: int, max_applied_hlc: int) -> int:
     return max(wall_ms, hlc.millis_of(max_applied_hlc))
 
 
-def quarantine_reason(op: Op, gate: Gate, record_form: str | None) -> Verdict | None:
+def quarantine_reason(
+    op: Op, gate: Gate, record_form: str | None, record_grid: int | None
+) -> Verdict | None:
     """The reason this op must be quarantined, or None when it may apply.
 
-    `record_form` is the form the record already belongs to (None for a new record).
-    The order of the checks is part of the contract: the first failing one is reported.
+    `record_form` is the form the record already belongs to (None for a new record);
+    `record_grid` is the record's current grid, that of its highest-keyed applied op
+    before this one (None while the record has no applied op). The order of the checks
+    is part of the contract: the first failing one is reported.
     """
     _device, _seq, record_id, form_id, form_version, grid_id, name, kind, value, stamp, _base = op
     versions = gate.lookup_form(form_id)
@@ -92,8 +98,16 @@ def quarantine_reason(op: Op, gate: Gate, record_form: str | None) -> Verdict | 
             Reason.UNKNOWN_FORM_VERSION,
             f"form {form_id!r} has no published version {form_version}",
         )
-    if gate.scope is not None and grid_id not in gate.scope:
-        return Verdict(Reason.GRID_OUT_OF_SCOPE, f"grid {grid_id} is outside your grids")
+    if gate.scope is not None:
+        if grid_id not in gate.scope:
+            return Verdict(Reason.GRID_OUT_OF_SCOPE, f"grid {grid_id} is outside your grids")
+        # Naming one's own grid must not take a record out of another's: a record moves
+        # only for someone whose scope holds both grids. The detail does not say which
+        # grid the record is in: that is not the sender's to know.
+        if record_grid is not None and record_grid not in gate.scope:
+            return Verdict(
+                Reason.GRID_OUT_OF_SCOPE, f"record {record_id} is in a grid outside your grids"
+            )
     if stamp >= gate.ahead_from:
         ahead = hlc.millis_of(stamp) - gate.server_millis
         return Verdict(Reason.CLOCK_AHEAD, f"clock {ahead} ms ahead of the server")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sync import hlc
 from sync.conflicts import Conflict, collide, resolves
 from sync.device_replica import DeviceReplica
-from sync.merge import FieldValue, Merged
+from sync.merge import FieldValue, Key, Merged
 from sync.messages import (
     Change,
     CursorExpired,
@@ -103,15 +103,22 @@ class ServerReplica:
             self.max_skew_ms,
         )
         grids_before = self._grids(op.record_id for op in new_ops)
+        # Each record's head (key, grid) as this push's applied ops leave it so far:
+        # an op is checked against its record's grid with the earlier ones applied.
+        heads: dict[str, tuple[Key, int]] = {}
         stored: list[StoredOp] = []
         quarantined: list[QuarantinedOp] = []
         for op in new_ops:
             self.position += 1
-            verdict = quarantine_reason(op, gate, self.record_form.get(op.record_id))
+            head = heads.get(op.record_id) or self._head(op.record_id)
+            record_grid = None if head is None else head[1]
+            verdict = quarantine_reason(op, gate, self.record_form.get(op.record_id), record_grid)
             if op.record_id not in self.record_form and self.lookup_form(op.form_id) is not None:
                 self.record_form[op.record_id] = op.form_id
             if verdict is None:
                 entry = StoredOp(op, self.position)
+                if head is None or op.key > head[0]:
+                    heads[op.record_id] = (op.key, op.grid_id)
             else:
                 entry = StoredOp(
                     op, self.position, OpStatus.QUARANTINED, verdict.reason, verdict.detail
@@ -182,6 +189,11 @@ class ServerReplica:
             else:
                 touched[slot] = max(touched.get(slot, 0), entry.position)
         return touched
+
+    def _head(self, record_id: str) -> tuple[Key, int] | None:
+        """The key and grid of the record's highest-keyed applied op (None: it has none)."""
+        head = self.merged.records.get(record_id)
+        return None if head is None else (head.top, head.grid_id)
 
     def _grids(self, record_ids: Iterable[str]) -> dict[str, int]:
         """The current grid of each of these records that has one."""

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from sync import hlc as hlc_mod
+from sync.merge import Key
 from sync.messages import PushResult, QuarantinedOp
 from sync.ops import Op, OpStatus, StoredOp
 from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
@@ -28,6 +29,7 @@ from sync.store.merging import (
     merge_batch,
     note_moves,
     prepare_batch,
+    record_keys,
     restamp,
 )
 from sync.store.seqs import Content, check_all_stored, content_of, split_new
@@ -48,12 +50,14 @@ from sync.store.tables import ops, record_forms
 __all__ = [
     "MAX_STORED_HLC",
     "OP_COLUMNS",
+    "GridFilter",
     "Pushed",
     "Rules",
     "acked_seq",
     "op_row",
     "push",
     "resend",
+    "within",
 ]
 
 MAX_STORED_HLC = (1 << 63) - 1  # a BIGINT column; the protocol refuses larger HLCs
@@ -77,6 +81,18 @@ OP_COLUMNS = (
     "received_at",
 )
 _by_seq = attrgetter("seq")
+
+GridFilter = Callable[[set[int]], Collection[int]]
+"""Given grids, those the pushing user may write to (and that exist). The store asks it
+once per push, about the grids the ops name and the grids their records are in."""
+
+
+def within(scope: Collection[int] | None) -> GridFilter:
+    """The filter of a plain scope: the grids that lie in it (None: every grid)."""
+    if scope is None:
+        return lambda grids: grids
+    held = frozenset(scope)
+    return lambda grids: grids & held
 
 
 @dataclass(frozen=True)
@@ -108,12 +124,14 @@ def push(
     device_id: str,
     user_id: int,
     sent: list[Op],
-    scope: Collection[int] | None,
+    writable: GridFilter,
     rules: Rules,
     *,
     acked: int | None = None,
 ) -> Pushed:
     """Store one push; raises SeqReuse or SeqGap before anything is written.
+
+    `writable` gives the grids the pushing user may write to (`within` a plain scope).
 
     `acked` is the device's ack when the caller has just read it (`acked_seq` with
     `plan`) and found a seq above it: the push then goes straight to the counter lock.
@@ -135,12 +153,12 @@ def push(
     acked = acked_seq(connection, device_id)  # again, now that concurrent pushes are done
     new_ops, duplicate = split_new(connection, device_id, acked, sent)
     moment = counter.transaction_time or now()
-    stored, applied, quarantined = _store_new(
-        connection, user_id, new_ops, scope, rules, counter, moment
+    stored, applied, quarantined, before = _store_new(
+        connection, user_id, new_ops, writable, rules, counter, moment
     )
 
     with pipelined(connection):
-        found, described = _merge(connection, user_id, stored, applied, counter, moment)
+        found, described = _merge(connection, user_id, stored, applied, before, counter, moment)
         counter.hlc = hlc_mod.Clock(rules.wall, counter.hlc).now()
         positions.save(connection, counter)
         _notify(connection, user_id, quarantined, described, moment)
@@ -162,15 +180,17 @@ def _merge(
     user_id: int,
     stored: list[StoredOp],
     applied: list[StoredOp],
+    before: dict[str, tuple[int, Key]],
     counter: positions.Counter,
     moment: dt.datetime,
 ) -> tuple[list, list[dict[str, Any]]]:
     """Merge the push's applied ops and record their conflicts; the conflicts found,
-    and in wire form."""
+    and in wire form. `before` are the grid and key of the push's records that had
+    state, as `_store_new` read them."""
     if not applied:
         return [], []
     # Every read comes first: the merge's writes then go out without waiting (a pipeline).
-    prepared = prepare_batch(connection, applied)
+    prepared = prepare_batch(connection, applied, before)
     # One device's ops never conflict with each other, so only ops on records that
     # held other ops before can take part in a conflict.
     known = prepared.before
@@ -228,30 +248,39 @@ def _store_new(
     connection: Connection,
     user_id: int,
     new_ops: list[Op],
-    scope: Collection[int] | None,
+    writable: GridFilter,
     rules: Rules,
     counter: positions.Counter,
     moment: dt.datetime,
-) -> tuple[list[StoredOp], list[StoredOp], list[QuarantinedOp]]:
+) -> tuple[list[StoredOp], list[StoredOp], list[QuarantinedOp], dict[str, tuple[int, Key]]]:
     """Give the new ops their positions and verdicts, and append them in one go.
 
-    The stored ops, the applied ones among them, and the quarantined ones as reported.
-    Verdicts are taken as the rows stream into COPY, so that PostgreSQL stores the
-    first rows while the later ones are checked; every lookup is done before.
+    The stored ops, the applied ones among them, the quarantined ones as reported, and
+    the grid and winner key of each of the push's records that had state before it
+    (`merging.record_keys`, which the merge reuses). Verdicts are taken as the rows
+    stream into COPY, so that PostgreSQL stores the first rows while the later ones are
+    checked; every lookup is done before.
     """
     if not new_ops:
-        return [], [], []
+        return [], [], [], {}
     if rules.prepare is not None:
         rules.prepare({(op.form_id, op.form_version) for op in new_ops})
     forms_known = {form: rules.lookup_form(form) for form in {op.form_id for op in new_ops}}
+    record_ids = {op.record_id for op in new_ops}
+    record_form = _record_forms(connection, record_ids)
+    before = record_keys(connection, record_ids)
+    # The record's grid before the push stands for its current grid (that of its
+    # highest-keyed applied op, this push's earlier ops included): an op the push
+    # applies names a grid of the scope, so a record in the scope stays in it, and one
+    # outside it gets no op applied. `ServerReplica.push` follows every op instead.
+    record_grid = {rid: grid for rid, (grid, _key) in before.items()}
     gate = Gate(
         forms_known.__getitem__,
         rules.check_field,
-        scope,
+        writable({op.grid_id for op in new_ops} | set(record_grid.values())),
         server_millis(rules.wall(), counter.applied_hlc),
         rules.max_skew_ms,
     )
-    record_form = _record_forms(connection, {op.record_id for op in new_ops})
     new_forms: dict[str, str] = {}
     first = counter.take(len(new_ops))
     received = stored_time(connection, moment)
@@ -270,7 +299,7 @@ def _store_new(
         for position, op in enumerate(new_ops, start=first):
             rid = op.record_id
             form = record_form.get(rid)
-            verdict = quarantine_reason(op, gate, form)
+            verdict = quarantine_reason(op, gate, form, record_grid.get(rid))
             if form is None and forms_known[op.form_id] is not None:
                 record_form[rid] = new_forms[rid] = op.form_id
             if verdict is None:
@@ -289,7 +318,7 @@ def _store_new(
         raise RuntimeError("the ops were not all stored")
     if new_forms:
         bulk_insert(connection, record_forms, ("record_id", "form_id"), list(new_forms.items()))
-    return stored, applied, quarantined
+    return stored, applied, quarantined, before
 
 
 def op_row(entry: StoredOp, user_id: int, received: Any) -> tuple:

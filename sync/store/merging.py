@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,14 +164,23 @@ class Prepared:
     choices: Choices
 
 
-def prepare_batch(connection: Connection, applied: list[StoredOp]) -> Prepared:
+def prepare_batch(
+    connection: Connection,
+    applied: list[StoredOp],
+    known: dict[str, tuple[int, Key]] | None = None,
+) -> Prepared:
     """Every read the merge of these applied ops (in position order) needs.
 
     Done first, so that inside `sql.pipelined` the writes that follow are sent one after
-    another without waiting, and the server runs them while Python works.
+    another without waiting, and the server runs them while Python works. `known` is
+    `record_keys` of (at least) the batch's records when the caller has read them under
+    the counter lock; they are then not read again.
     """
     survey = _survey(applied)
-    before = _record_keys(connection, list(survey.heads)) if applied else {}
+    if known is None:
+        before = record_keys(connection, list(survey.heads)) if applied else {}
+    else:
+        before = {rid: known[rid] for rid in survey.heads if rid in known}
     # Fields of records without state before the batch start empty: nothing to read.
     by_slot = _choice_ops_by_slot(survey.choice_ops)
     choices = _load_choice_sets(
@@ -304,7 +313,7 @@ def _survey(applied: list[StoredOp]) -> Survey:
     return survey
 
 
-def _record_keys(connection: Connection, record_ids: list[str]) -> dict[str, tuple[int, Key]]:
+def record_keys(connection: Connection, record_ids: Collection[str]) -> dict[str, tuple[int, Key]]:
     """The grid and winner key of those of these records that exist already."""
     where, parameter = in_param(connection, record_ids, "text")
     statement = (

@@ -46,7 +46,12 @@ class SqlServer:
         """One push in one transaction; SeqGap / SeqReuse leave nothing behind."""
         with self.engine.begin() as connection:
             pushed = ingest.push(
-                connection, device_id, self.user_of(device_id), list(ops_sent), scope, self.rules
+                connection,
+                device_id,
+                self.user_of(device_id),
+                list(ops_sent),
+                ingest.within(scope),
+                self.rules,
             )
         return pushed.result
 

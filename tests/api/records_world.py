@@ -28,6 +28,33 @@ def _hlc() -> str:
     return f"{(int(time.time() * 1000) << 16) + next(_counter):016x}"
 
 
+def wire_ops(
+    world: World,
+    device_id: str,
+    edits: list[tuple[str, str, int, Any]],
+    base=0,
+    kind="set",
+) -> list[dict[str, Any]]:
+    """(record_id, field, grid_id, value) edits as the device's next ops, in wire form."""
+    with world.database.session() as session:
+        acked = session.get(Device, device_id).acked_seq
+    return [
+        {
+            "seq": n,
+            "record_id": record_id,
+            "form_id": FORM,
+            "form_version": 1,
+            "grid_id": grid_id,
+            "field": field,
+            "kind": kind,
+            "value": value,
+            "hlc": _hlc(),
+            "base": base,
+        }
+        for n, (record_id, field, grid_id, value) in enumerate(edits, start=acked + 1)
+    ]
+
+
 def push(
     world: World,
     settings,
@@ -41,24 +68,9 @@ def push(
     from server.sync_service import rules_for, warm
 
     known = warm(world.database, {(FORM, 1)})
+    ops = wire_ops(world, device_id, edits, base, kind)
     with world.database.session() as session:
         device = session.get(Device, device_id)
-        ops = []
-        for n, (record_id, field, grid_id, value) in enumerate(edits, start=device.acked_seq + 1):
-            ops.append(
-                {
-                    "seq": n,
-                    "record_id": record_id,
-                    "form_id": FORM,
-                    "form_version": 1,
-                    "grid_id": grid_id,
-                    "field": field,
-                    "kind": kind,
-                    "value": value,
-                    "hlc": _hlc(),
-                    "base": base,
-                }
-            )
         rules = rules_for(session, settings, known)
         return push_ops(session, device, {"ops": ops}, rules).to_wire()
 

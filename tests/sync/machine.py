@@ -21,9 +21,9 @@ from sync.device_replica import DeviceReplica
 from sync.merge import fold
 from sync.messages import CursorExpired, Page, PushResult, ReleaseRefused, ReleaseResult
 from sync.ops import SET, Op, StoredOp
-from sync.reasons import NOT_RELEASABLE
+from sync.reasons import NOT_RELEASABLE, Reason
 from tests.sync.backends import ReplicaBackend
-from tests.sync.world import RECORDS, VALID_EDITS, choices_by_definition, edits
+from tests.sync.world import GRIDS, RECORDS, VALID_EDITS, choices_by_definition, edits
 
 START_MS = 1_700_000_000_000
 DEVICE_IDS = [f"00000000-0000-4000-a000-00000000000{n}" for n in range(1, 6)]
@@ -216,6 +216,66 @@ class SyncMachine(RuleBasedStateMachine):
         """The record's current grid: that of its highest-keyed applied op."""
         applied = [s.op for s in self.server.log() if s.applied and s.op.record_id == record_id]
         return max(applied, key=lambda op: op.key).grid_id
+
+    def placed_records(self) -> list[tuple[str, str, int]]:
+        """(record_id, its form, its current grid) of every record with an applied op."""
+        placed = []
+        for record_id, _form in RECORDS:
+            stored = [s.op for s in self.server.log() if s.op.record_id == record_id]
+            if any(s.applied for s in self.server.log() if s.op.record_id == record_id):
+                placed.append((record_id, stored[0].form_id, self.record_grid(record_id)))
+        return placed
+
+    def edit_placed(self, n: int, record_id: str, form_id: str, grid_id: int, pick: int) -> Op:
+        """A valid set of one of the record's fields, naming `grid_id`, pushed at once."""
+        sets = [(f, v) for f, k, values in VALID_EDITS[form_id] if k == SET for v in values]
+        field, value = sets[pick % len(sets)]
+        op = self.devices[n].edit(record_id, form_id, 1, grid_id, field, SET, value)
+        self.made[n][op.seq] = op
+        self.push_all(n)
+        return op
+
+    @rule(pick=st.integers(0, 1000), i=st.integers(0, 4))
+    def edit_a_record_of_another_scope(self, pick: int, i: int) -> None:
+        """A device names a grid of its own for a record whose grid is not: it is held."""
+        candidates = [n for n in range(len(self.devices)) if self.scopes[n] is not None]
+        if not candidates:
+            return
+        n = candidates[i % len(candidates)]
+        self.push_all(n)  # its own earlier edits may move the record
+        scope = self.scopes[n]
+        foreign = [placed for placed in self.placed_records() if placed[2] not in scope]
+        if not foreign:
+            return
+        record_id, form_id, _grid = foreign[pick % len(foreign)]
+        own = sorted(scope)[pick % len(scope)]
+        op = self.edit_placed(n, record_id, form_id, own, pick)
+        (held,) = [s for s in self.server.log() if s.op.op_id == op.op_id]
+        assert not held.applied
+        assert held.reason == Reason.GRID_OUT_OF_SCOPE, held.reason
+        assert self.record_grid(record_id) not in scope
+        event("an edit naming its own grid for a record of another scope: held")
+
+    @rule(pick=st.integers(0, 1000), i=st.integers(0, 4))
+    def move_a_record(self, pick: int, i: int) -> None:
+        """A device whose scope holds a record's grid and another moves it there."""
+        n = i % len(self.devices)
+        if self.skews[n] >= 600_000:
+            return  # its edits are held as clock_ahead
+        self.push_all(n)
+        self.read_all(n, 50, snapshot=False)  # its edit then outranks the record's ops
+        grids = GRIDS if self.scopes[n] is None else sorted(self.scopes[n])
+        movable = [placed for placed in self.placed_records() if placed[2] in grids]
+        if not movable or len(grids) < 2:
+            return
+        record_id, form_id, grid_id = movable[pick % len(movable)]
+        elsewhere = [g for g in grids if g != grid_id]
+        target = elsewhere[pick % len(elsewhere)]
+        op = self.edit_placed(n, record_id, form_id, target, pick)
+        (moved,) = [s for s in self.server.log() if s.op.op_id == op.op_id]
+        assert moved.applied, moved.reason
+        assert self.record_grid(record_id) == target
+        event("a record moved between two grids of one scope")
 
     @rule(i=st.integers(0, 4), limit=st.integers(1, 8))
     def restore_from_snapshot(self, i: int, limit: int) -> None:

@@ -23,8 +23,10 @@ def gate(scope=None) -> Gate:
     return Gate(lookup_form, check_field, scope, NOW, 600_000)
 
 
-def reason(edit: Op, record_form: str | None = None, scope=None) -> Reason | None:
-    verdict = quarantine_reason(edit, gate(scope), record_form)
+def reason(
+    edit: Op, record_form: str | None = None, scope=None, record_grid: int | None = None
+) -> Reason | None:
+    verdict = quarantine_reason(edit, gate(scope), record_form, record_grid)
     return verdict.reason if verdict else None
 
 
@@ -72,13 +74,38 @@ def test_scope_is_checked_before_the_clock_and_the_field() -> None:
     assert reason(op(grid=2), scope={1, 2}) is None
 
 
+def test_an_existing_record_must_be_in_scope_as_well_as_the_grid_named() -> None:
+    # a record of grid 3 cannot be pulled into grid 1 by someone who holds only grid 1
+    assert reason(op(grid=1), scope={1}, record_grid=3) == Reason.GRID_OUT_OF_SCOPE
+    # moving it takes both grids; staying where it is takes its own
+    assert reason(op(grid=1), scope={1, 3}, record_grid=3) is None
+    assert reason(op(grid=1), scope={1}, record_grid=1) is None
+    # a new record is checked by the grid named alone; every grid is everyone's with None
+    assert reason(op(grid=1), scope={1}, record_grid=None) is None
+    assert reason(op(grid=1), scope=None, record_grid=3) is None
+    # the grid named is reported first, and the record's grid is not disclosed
+    verdict = quarantine_reason(op(grid=2), gate({1}), None, 3)
+    assert verdict == Verdict(Reason.GRID_OUT_OF_SCOPE, "grid 2 is outside your grids")
+    verdict = quarantine_reason(op(grid=1), gate({1}), None, 3)
+    assert verdict == Verdict(
+        Reason.GRID_OUT_OF_SCOPE, f"record {RID} is in a grid outside your grids"
+    )
+
+
+def test_the_record_scope_comes_after_the_version_and_before_the_clock() -> None:
+    assert reason(op(version=9), scope={1}, record_grid=3) == Reason.UNKNOWN_FORM_VERSION
+    ahead = op("phone", ms=NOW + 10**9)
+    assert reason(ahead, scope={1}, record_grid=3) == Reason.GRID_OUT_OF_SCOPE
+    assert reason(ahead, scope={1, 3}, record_grid=3) == Reason.CLOCK_AHEAD
+
+
 def test_the_order_is_form_mismatch_then_version() -> None:
     assert reason(op(version=9), record_form="hazard") == Reason.FORM_MISMATCH
 
 
 def test_a_choice_that_is_not_a_string_is_wrong_type_even_if_the_checker_passes() -> None:
     lenient = Gate(lookup_form, lambda _op: None, None, NOW)
-    verdict = quarantine_reason(op("tags", ADD, 3), lenient, None)
+    verdict = quarantine_reason(op("tags", ADD, 3), lenient, None, None)
     assert verdict == Verdict(Reason.WRONG_TYPE, "a choice is named by a string")
 
 

@@ -114,6 +114,54 @@ def test_out_of_scope_grid_is_quarantined(server) -> None:
     assert result.quarantined[0].reason == Reason.GRID_OUT_OF_SCOPE
 
 
+def test_naming_ones_own_grid_does_not_take_a_record_from_another_scope(server) -> None:
+    owner, outsider = device("owner"), device("outsider")
+    server.push("owner", [household(owner, "head_name", "wang", grid=1)], scope={1})
+    taken = household(outsider, "size", 3, grid=2)
+    result = server.push("outsider", [taken], scope={2})
+    assert [(q.seq, q.reason) for q in result.quarantined] == [(1, Reason.GRID_OUT_OF_SCOPE)]
+    assert result.quarantined[0].detail == f"record {R1} is in a grid outside your grids"
+    assert server.merged.records[R1].grid_id == 1
+    assert server.pull({2}, 0, 100).changes == []
+    assert [c.field for c in server.pull({1}, 0, 100).changes] == ["head_name"]
+
+
+def test_a_record_moves_only_for_a_scope_holding_both_grids(server) -> None:
+    owner, both = device("d1"), device("d2")
+    server.push("d1", [household(owner, "head_name", "wang", grid=1)], scope={1})
+    move = household(both, "size", 3, grid=2)
+    assert server.push("d2", [move], scope={1, 2}).applied == 1
+    assert server.merged.records[R1].grid_id == 2
+    # the owner's next edit is held, not a silent move back into grid 1
+    back = household(owner, "head_name", "li", grid=1)
+    assert back.key > move.key
+    result = server.push("d1", [back], scope={1})
+    assert [q.reason for q in result.quarantined] == [Reason.GRID_OUT_OF_SCOPE]
+    assert server.merged.records[R1].grid_id == 2
+    # releasing it is the admin's decision, and gives the state as if it had applied:
+    # being the record's highest-keyed op, it moves the record back
+    released = server.release([back.op_id])
+    assert [s.position for s in released.released] == [result.stored[0].position]
+    assert server.merged.records[R1].grid_id == 1
+    assert server.state() == fold(server.log()).fields()
+    assert sorted(c.field for c in server.pull({1}, 0, 100).changes) == ["head_name", "size"]
+
+
+def test_earlier_ops_of_the_same_push_give_the_record_its_grid(server) -> None:
+    d1 = device("d1")
+    stray = household(d1, "size", 3, grid=3)  # quarantined: the record stays new
+    made = household(d1, "head_name", "wang", grid=2)  # makes the record, in grid 2
+    more = household(d1, "size", 4, grid=2)
+    result = server.push("d1", [stray, made, more], scope={1, 2})
+    assert [q.seq for q in result.quarantined] == [1]
+    assert result.applied == 2
+    # a record whose ops are all quarantined has no grid: the next op is checked alone
+    d2 = device("d2")
+    first = household(d2, "size", 5, record=R2, grid=3)
+    assert server.push("d2", [first], scope={1}).quarantined
+    assert server.push("d2", [household(d2, "size", 6, record=R2, grid=1)], scope={1}).applied
+
+
 def test_a_record_keeps_the_form_it_was_made_with(server) -> None:
     d1 = device("d1")
     first = household(d1, "size", 3)
