@@ -22,9 +22,9 @@ from sync.messages import PushResult, QuarantinedOp
 from sync.ops import Op, OpStatus, StoredOp
 from sync.reasons import FieldCheck, FormLookup, Gate, quarantine_reason, server_millis
 from sync.store import conflict_rows, positions
+from sync.store.batch import Batch
 from sync.store.inbox import Item, add_items, conflict_items
 from sync.store.merging import (
-    Batch,
     fields_of,
     merge_batch,
     note_moves,

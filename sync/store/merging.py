@@ -3,45 +3,44 @@
 The batch is named by a filter on `ops` (a position range for a push, a list of
 positions for a release), so registers are merged inside the database with
 INSERT ... SELECT ... ON CONFLICT, the winner rule written once in `sql.wins_over`.
-Record heads come from the batch in memory. Multi-selects go through
-`sync.merge.ChoiceSet`, loaded for the touched fields of records that already had
-state, because the add-wins cover test is the core's rule; a new record's field given
-adds only needs no cover test (every add is live), and when one add is all it was
-given, its tag and state are copied from the op inside the database.
+Record heads come from the batch in memory; multi-selects are merged by
+`sync.store.choice_sets`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
 
-from sync.merge import ChoiceSet, Removals
-from sync.ops import ADD, DELETED, GROUP, PARENT, REMOVE, SET, StoredOp
+from sync.ops import DELETED, GROUP, PARENT, SET, StoredOp
+from sync.store.batch import SLOT_KEYS, STATE_COLUMNS, STATE_NAMES, Batch, Slot
+from sync.store.choice_sets import (
+    Choices,
+    choice_ops_by_slot,
+    load_choice_sets,
+    merge_choice_sets,
+)
 from sync.store.positions import Counter
 from sync.store.sql import (
     bulk_insert,
     by_slots,
     driver_rows,
     driver_sql,
-    encode_json,
     in_param,
     in_set,
     insert_rows,
     is_postgres,
-    pg_array,
     sqlite_value,
     stored_time,
     update_rows,
     wins_over,
 )
-from sync.store.tables import field_state, record_moves, records, set_elements
+from sync.store.tables import record_moves, records
 
-Slot = tuple[str, str]
 Key = tuple[int, str, int]
 DERIVED_FIELDS = (PARENT, GROUP, DELETED)
 
@@ -71,21 +70,6 @@ RECORD_UPSERT = (
     "THEN excluded.changed_position ELSE records.changed_position END"
     ", updated_at = excluded.updated_at"
 )
-STATE_COLUMNS = (
-    ("record_id", "text"),
-    ("field", "text"),
-    ("value", "json"),
-    ("hlc", "bigint"),
-    ("device_id", "text"),
-    ("seq", "bigint"),
-    ("op_position", "bigint"),
-    ("multi", "boolean"),
-    ("position", "bigint"),
-)
-STATE_UPSERT = "ON CONFLICT (record_id, field) DO UPDATE SET " + ", ".join(
-    f"{name} = excluded.{name}" for name, _ in STATE_COLUMNS[2:]
-)
-STATE_NAMES = ", ".join(name for name, _ in STATE_COLUMNS)
 # Registers: the batch's sets, or with two sets on one field its best one per field,
 # replace the stored winner where they win and the field is no multi-select.
 _SETS = "SELECT {picked} FROM ops WHERE {{batch}} AND kind = 'set'"
@@ -103,44 +87,6 @@ REGISTER_MERGE = (
     + ", ".join(f"{name} = excluded.{name}" for name, _ in STATE_COLUMNS[2:] if name != "multi")
     + f" WHERE {wins_over('excluded', 'field_state')} AND NOT field_state.multi"
 )
-TAG_COLUMNS = ("record_id", "field", "element", "add_position", "device_id", "seq")
-REMOVAL_COLUMNS = (
-    ("record_id", "text"),
-    ("field", "text"),
-    ("element", "text"),
-    ("device_id", "text"),
-    ("max_seq", "bigint"),
-    ("max_base", "bigint"),
-)
-REMOVAL_UPSERT = (
-    "ON CONFLICT (record_id, field, element, device_id) DO UPDATE SET "
-    "max_seq = excluded.max_seq, max_base = excluded.max_base"
-)
-SLOT_KEYS = (("record_id", "text"), ("field", "text"))
-TAG_KEYS = (*SLOT_KEYS, ("element", "text"), ("add_position", "bigint"))
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """The applied ops being merged, as SQL finds them in `ops`: a push's position range
-    without its quarantined ops, or a release's positions."""
-
-    first: int = 0
-    last: int = 0
-    positions: tuple[int, ...] | None = None
-
-    def sql(self, connection: Connection) -> tuple[str, tuple]:
-        """A WHERE condition on `ops` with `?` markers, and its parameters."""
-        if self.positions is None:
-            return "position BETWEEN ? AND ? AND reason IS NULL", (self.first, self.last)
-        # The range keeps the lookup on the primary key even where the planner's
-        # statistics are stale (a table that grew since its last ANALYZE).
-        bounds = (min(self.positions), max(self.positions))
-        if is_postgres(connection):
-            listed = ("position = ANY(?::bigint[])", pg_array(self.positions, "bigint"))
-        else:
-            listed = ("position IN (SELECT value FROM json_each(?))", json.dumps(self.positions))
-        return f"position BETWEEN ? AND ? AND {listed[0]}", (*bounds, listed[1])
 
 
 @dataclass(slots=True)
@@ -182,10 +128,8 @@ def prepare_batch(
     else:
         before = {rid: known[rid] for rid in survey.heads if rid in known}
     # Fields of records without state before the batch start empty: nothing to read.
-    by_slot = _choice_ops_by_slot(survey.choice_ops)
-    choices = _load_choice_sets(
-        connection, by_slot, [slot for slot in by_slot if slot[0] in before]
-    )
+    by_slot = choice_ops_by_slot(survey.choice_ops)
+    choices = load_choice_sets(connection, by_slot, [slot for slot in by_slot if slot[0] in before])
     return Prepared(survey, before, choices)
 
 
@@ -222,7 +166,7 @@ def merge_batch(
             touched,
         )
     if prepared.choices.by_slot:
-        effect.sets = _merge_choice_sets(connection, prepared.choices, known)
+        effect.sets = merge_choice_sets(connection, prepared.choices, known)
     _derive_reserved(connection, sorted(survey.derived))
     return effect
 
@@ -403,195 +347,6 @@ def _merge_registers(
         else:
             connection.exec_driver_sql(statement, values)
     return changed
-
-
-def _choice_ops_by_slot(choice_ops: list[StoredOp]) -> dict[Slot, list[StoredOp]]:
-    """The batch's adds and removes by field, each field's in position order."""
-    by_slot: dict[Slot, list[StoredOp]] = {}
-    for stored in choice_ops:
-        by_slot.setdefault((stored.op.record_id, stored.op.field), []).append(stored)
-    for batch_ops in by_slot.values():
-        if len(batch_ops) > 1:
-            batch_ops.sort(key=lambda entry: entry.position)
-    return by_slot
-
-
-def _merge_choice_sets(
-    connection: Connection, choices: Choices, known: set[str]
-) -> dict[Slot, int]:
-    """Apply adds and removes through `ChoiceSet` (a new record's fields given adds only
-    directly), then write back what changed."""
-    by_slot, sets, tops, removal_rows = (
-        choices.by_slot,
-        choices.sets,
-        choices.tops,
-        choices.removal_rows,
-    )
-
-    single: list[int] = []  # positions of adds that are a new record field's only op
-    new_tags: list[tuple] = []
-    covered: list[tuple] = []
-    removals: dict[tuple[str, str, str, str], list[int]] = {}
-    new_states: list[tuple] = []
-    old_states: list[tuple] = []
-    touched: dict[Slot, int] = {}
-    for slot, batch_ops in by_slot.items():
-        last = batch_ops[-1].position
-        touched[slot] = last
-        if slot[0] not in known and len(batch_ops) == 1 and batch_ops[0].op.kind == ADD:
-            single.append(batch_ops[0].position)
-            continue
-        if slot[0] not in known and all(stored.op.kind == ADD for stored in batch_ops):
-            # A new record's field given adds only: every add is a live tag, the
-            # highest-keyed one the top (what `ChoiceSet` would find, without it).
-            top = max(batch_ops, key=_op_key)
-            for stored in batch_ops:
-                op = stored.op
-                new_tags.append((*slot, op.value, stored.position, op.device_id, op.seq))
-            value = sorted({stored.op.value for stored in batch_ops})
-            head = top.op
-            new_states.append(
-                (*slot, value, head.hlc, head.device_id, head.seq, top.position, True, last)
-            )
-            continue
-        choices = sets.get(slot)
-        if choices is None:
-            choices = ChoiceSet()
-        before = _tag_positions(choices)
-        top_before = choices.top
-        last_remove: dict[str, int] = {}
-        for stored in batch_ops:
-            choices.apply(stored)
-            if stored.op.kind == REMOVE:
-                last_remove[stored.op.value] = stored.position
-                key = (*slot, stored.op.value, stored.op.device_id)
-                held = removals.setdefault(key, list(removal_rows.get(key, (0, 0))))
-                held[0] = max(held[0], stored.op.seq)
-                held[1] = max(held[1], stored.base)
-        after = _tag_positions(choices)
-        for (element, (device_id, seq)), position in after.items() - before.items():
-            new_tags.append((*slot, element, position, device_id, seq))
-        for (element, _tag), position in before.items() - after.items():
-            covered.append((*slot, element, position, last_remove[element]))
-        top_position = tops.get(slot, 0)
-        if choices.top != top_before:
-            top_position = next(s.position for s in batch_ops if s.op.key == choices.top)
-        top = choices.top
-        assert top is not None
-        state = (*slot, choices.value(), top[0], top[1], top[2], top_position, True, last)
-        (old_states if slot in sets else new_states).append(state)
-    _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states)
-    if single:
-        _copy_single_adds(connection, single)
-    return touched
-
-
-def _op_key(stored: StoredOp) -> tuple[int, str, int]:
-    return stored.op.key
-
-
-def _tag_positions(choices: ChoiceSet) -> dict[tuple[str, tuple[str, int]], int]:
-    return {
-        (element, tag): position
-        for element, tags in choices.tags.items()
-        for tag, position in tags.items()
-    }
-
-
-@dataclass(slots=True)
-class Choices:
-    """A batch's adds and removes by field, and the stored state of the fields that had
-    one: live tags as a ChoiceSet, each top op's position, removal summaries."""
-
-    by_slot: dict[Slot, list[StoredOp]]
-    sets: dict[Slot, ChoiceSet]
-    tops: dict[Slot, int]
-    removal_rows: dict[tuple[str, str, str, str], tuple[int, int]]
-
-
-def _load_choice_sets(
-    connection: Connection, by_slot: dict[Slot, list[StoredOp]], slots: list[Slot]
-) -> Choices:
-    """The live tags, removal summaries and top op positions of these multi-selects.
-
-    Every slot given gets a ChoiceSet (empty when the field had no state)."""
-    sets: dict[Slot, ChoiceSet] = {slot: ChoiceSet() for slot in slots}
-    removal_rows: dict[tuple[str, str, str, str], tuple[int, int]] = {}
-    tops: dict[Slot, int] = {}
-    loaded = Choices(by_slot, sets, tops, removal_rows)
-    if not slots:
-        return loaded
-    tag_rows = by_slots(
-        connection,
-        "set_elements",
-        "record_id, field, element, device_id, seq, add_position",
-        slots,
-        "removed_position IS NULL",
-    )
-    for rid, name, element, device_id, seq, position in tag_rows:
-        sets[(rid, name)].tags.setdefault(element, {})[(device_id, seq)] = position
-    removal_rows_found = by_slots(
-        connection, "set_removals", "record_id, field, element, device_id, max_seq, max_base", slots
-    )
-    for rid, name, element, device_id, max_seq, max_base in removal_rows_found:
-        removal_rows[(rid, name, element, device_id)] = (max_seq, max_base)
-        removal = sets[(rid, name)].removals.setdefault(element, Removals())
-        removal.max_base = max(removal.max_base, max_base)
-        removal.max_seq_by_device[device_id] = max(
-            removal.max_seq_by_device.get(device_id, 0), max_seq
-        )
-    top_columns = "record_id, field, hlc, device_id, seq, op_position"
-    top_rows = by_slots(connection, "field_state", top_columns, slots, "multi")
-    for rid, name, hlc, device_id, seq, op_position in top_rows:
-        tops[(rid, name)] = op_position
-        sets[(rid, name)].top = (hlc, device_id, seq)
-    return loaded
-
-
-def _write_choice_sets(connection, new_tags, covered, removals, new_states, old_states) -> None:
-    if new_tags:
-        bulk_insert(connection, set_elements, TAG_COLUMNS, new_tags)
-    update_rows(connection, "set_elements", TAG_KEYS, (("removed_position", "bigint"),), covered)
-    insert_rows(
-        connection,
-        "set_removals",
-        REMOVAL_COLUMNS,
-        [(*key, seq, base) for key, (seq, base) in removals.items()],
-        REMOVAL_UPSERT,
-    )
-    # A field of a record that had no state is new: no conflict is possible.
-    states = [(*state[:2], encode_json(state[2]), *state[3:]) for state in new_states]
-    if states:
-        bulk_insert(connection, field_state, [name for name, _ in STATE_COLUMNS], states)
-    states = [(*state[:2], encode_json(state[2]), *state[3:]) for state in old_states]
-    insert_rows(connection, "field_state", STATE_COLUMNS, states, STATE_UPSERT)
-
-
-# A new record's field whose only op is an add: its one tag and its state, copied from
-# the op inside the database. The op's value is the choice's JSON string, so the state's
-# value is that text in brackets (the compact encoding of a one-choice list).
-_SINGLE_TAGS = (
-    f"INSERT INTO set_elements ({', '.join(TAG_COLUMNS)})"  # noqa: S608
-    " SELECT record_id, field, {element}, position, device_id, seq FROM ops WHERE {batch}"
-)
-_SINGLE_STATES = (
-    f"INSERT INTO field_state ({STATE_NAMES})"  # noqa: S608
-    " SELECT record_id, field, {listed}, hlc, device_id, seq, position, TRUE, position"
-    " FROM ops WHERE {batch}"
-)
-_SINGLE_SQL = {
-    True: {"element": "value #>> '{}'", "listed": "('[' || value::text || ']')::json"},
-    False: {"element": "json_extract(value, '$')", "listed": "'[' || value || ']'"},
-}
-
-
-def _copy_single_adds(connection: Connection, positions: list[int]) -> None:
-    """Tags and states of the new record fields whose only op is the add at each position."""
-    where, parameters = Batch(positions=tuple(positions)).sql(connection)
-    parts = _SINGLE_SQL[is_postgres(connection)]
-    for template in (_SINGLE_TAGS, _SINGLE_STATES):
-        statement = driver_sql(connection, template.format(batch=where, **parts))
-        connection.exec_driver_sql(statement, parameters)
 
 
 def _as_read(value: Any) -> Any:

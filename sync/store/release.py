@@ -15,9 +15,9 @@ from sqlalchemy import Connection, select, tuple_
 from sync.messages import ReleaseRefused, ReleaseResult
 from sync.reasons import NOT_RELEASABLE
 from sync.store import conflict_rows, positions
+from sync.store.batch import Batch
 from sync.store.inbox import add_items, conflict_items
 from sync.store.merging import (
-    Batch,
     fields_of,
     merge_batch,
     note_moves,

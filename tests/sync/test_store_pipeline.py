@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from sqlalchemy import exc, select
 
+from sync.store.batch import Batch
 from sync.store.conflict_rows import CONFLICT_COLUMNS
-from sync.store.merging import Batch
 from sync.store.sql import bulk_insert, driver_rows, pipelined, stored_time
 from sync.store.tables import conflicts, inbox, record_moves
 from tests.sync.backends import clear_store
