@@ -356,34 +356,58 @@ class DeviceClient:
 
 
 def _append_ops(connection: sqlite3.Connection, edits: list[Edit], wall: Callable[[], int]) -> None:
-    """Number and stamp the edits as ops, continuing the device's seq and clock."""
+    """Number and stamp the edits as ops, continuing the device's seq and clock.
+
+    Each op is checked against the op schema exactly as it will be pushed: the server
+    refuses a push holding one bad op (422), which would hold back every later op of
+    the device for good. A failing op raises, so the caller's transaction stores none.
+    """
     row = connection.execute(
         "SELECT device_id, next_seq, hlc, cursor FROM device WHERE id = 1"
     ).fetchone()
     clock = hlc.Clock(wall, hlc.from_wire(row["hlc"]))
+    ops = [
+        {
+            "seq": row["next_seq"] + offset,
+            "record_id": edit.record_id,
+            "form_id": edit.form_id,
+            "form_version": edit.form_version,
+            "grid_id": edit.grid_id,
+            "field": edit.field,
+            "kind": edit.kind,
+            "value": edit.value,
+            "hlc": hlc.to_wire(clock.now()),
+            "base": row["cursor"],
+        }
+        for offset, edit in enumerate(edits)
+    ]
+    for op in ops:
+        errors = validate("op", op)
+        if errors:
+            first = errors[0]
+            detail = f"{first.path} {first.message} (the op of {op['field']!r})"
+            raise EditRejected("schema_violation", detail)
     made_at = connection.execute("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')").fetchone()[0]
-    rows = []
-    for offset, edit in enumerate(edits):
-        rows.append(
-            (
-                row["device_id"],
-                row["next_seq"] + offset,
-                edit.record_id,
-                edit.form_id,
-                edit.form_version,
-                edit.grid_id,
-                edit.field,
-                edit.kind,
-                json.dumps(edit.value, ensure_ascii=False),
-                hlc.to_wire(clock.now()),
-                row["cursor"],
-                made_at,
-            )
-        )
     connection.executemany(
         "INSERT INTO ops (device_id, seq, record_id, form_id, form_version, grid_id, field,"
         " kind, value, hlc, base, made_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        [
+            (
+                row["device_id"],
+                op["seq"],
+                op["record_id"],
+                op["form_id"],
+                op["form_version"],
+                op["grid_id"],
+                op["field"],
+                op["kind"],
+                json.dumps(op["value"], ensure_ascii=False),
+                op["hlc"],
+                op["base"],
+                made_at,
+            )
+            for op in ops
+        ],
     )
     connection.execute(
         "UPDATE device SET next_seq = ?, hlc = ?",

@@ -58,6 +58,27 @@ def test_edits_go_through_the_forms_validator_and_scope(make_device):
     assert journal(phone) == before
 
 
+@pytest.mark.parametrize("grid_id", [0, -1, 2**53, 10**20])
+def test_an_op_outside_the_wire_schema_is_refused_before_it_is_queued(make_device, server, grid_id):
+    server.add_user("admin", None, role="admin")  # every grid: no scope check to stop it
+    phone = make_device("phone", "admin")
+    with pytest.raises(EditRejected) as refused:
+        phone.create("household", grid_id, {"head_name": "typo"})
+    assert refused.value.reason == "schema_violation"
+    assert "/grid_id" in refused.value.detail
+    assert journal(phone) == []
+    record_id = phone.create("household", GRID_A, {"head_name": "valid"})
+    assert phone.sync().applied == 1
+    assert server.state.replica.state()[(record_id, "head_name")].value == "valid"
+
+
+def test_a_record_id_outside_the_wire_schema_is_refused(make_device):
+    phone = make_device("phone")
+    with pytest.raises(EditRejected) as refused:
+        phone.create("household", GRID_A, {"notes": "x"}, record_id="NOT-A-UUID")
+    assert (refused.value.reason, journal(phone)) == ("schema_violation", [])
+
+
 def test_ops_are_numbered_stamped_and_based_on_the_cursor(make_device):
     phone, other = make_device("phone"), make_device("other", "worker2")
     other.create("household", GRID_A, {"head_name": "A"})
