@@ -157,65 +157,55 @@ class DeviceClient:
                 edits.append(Edit(record_id, form_id, version, grid_id, name, SET, value))
         for name, value in (values or {}).items():
             edits.extend(self._edits_for(record_id, form_id, version, grid_id, name, value, []))
-        self._queue(edits)
+        self.save(edits)
         return record_id
 
     def set(self, record_id: str, field: str, value: Any, *, grid_id: int | None = None) -> None:
         """Set a field (a select_multiple takes the whole list: the difference is queued)."""
+        self.save(self.set_edits(record_id, field, value, grid_id=grid_id))
+
+    def add(self, record_id: str, field: str, choice: str, *, grid_id: int | None = None) -> None:
+        """Tick one choice of a select_multiple."""
+        self.save([self.choice_edit(record_id, field, ADD, choice, grid_id=grid_id)])
+
+    def remove(
+        self, record_id: str, field: str, choice: str, *, grid_id: int | None = None
+    ) -> None:
+        """Untick one choice of a select_multiple."""
+        self.save([self.choice_edit(record_id, field, REMOVE, choice, grid_id=grid_id)])
+
+    def delete(self, record_id: str, *, grid_id: int | None = None) -> None:
+        """Tombstone the record (a later `restore` revives it)."""
+        self.set(record_id, DELETED, True, grid_id=grid_id)
+
+    def restore(self, record_id: str) -> None:
+        self.set(record_id, DELETED, False)
+
+    def set_edits(
+        self, record_id: str, field: str, value: Any, *, grid_id: int | None = None
+    ) -> list[Edit]:
+        """The edits of setting a field, for `save`; `grid_id` moves the record with them."""
         view = self._existing(record_id)
-        version = self._edit_version(view)
         current = view.values.get(field)
-        edits = self._edits_for(
+        return self._edits_for(
             record_id,
             view.form_id,
-            version,
-            grid_id or view.grid_id,
+            self._edit_version(view),
+            _grid_of(view, grid_id),
             field,
             value,
             current if isinstance(current, list) else [],
         )
-        self._queue(edits)
 
-    def add(self, record_id: str, field: str, choice: str) -> None:
-        """Tick one choice of a select_multiple."""
+    def choice_edit(
+        self, record_id: str, field: str, kind: str, choice: str, *, grid_id: int | None = None
+    ) -> Edit:
+        """Ticking (`add`) or unticking (`remove`) one choice, for `save`."""
+        if kind not in (ADD, REMOVE):
+            raise ValueError(f"a choice is ticked with add or unticked with remove, not {kind!r}")
         view = self._existing(record_id)
-        self._queue(
-            [
-                Edit(
-                    record_id,
-                    view.form_id,
-                    self._edit_version(view),
-                    view.grid_id,
-                    field,
-                    ADD,
-                    choice,
-                )
-            ]
-        )
-
-    def remove(self, record_id: str, field: str, choice: str) -> None:
-        """Untick one choice of a select_multiple."""
-        view = self._existing(record_id)
-        self._queue(
-            [
-                Edit(
-                    record_id,
-                    view.form_id,
-                    self._edit_version(view),
-                    view.grid_id,
-                    field,
-                    REMOVE,
-                    choice,
-                )
-            ]
-        )
-
-    def delete(self, record_id: str) -> None:
-        """Tombstone the record (a later `restore` revives it)."""
-        self.set(record_id, DELETED, True)
-
-    def restore(self, record_id: str) -> None:
-        self.set(record_id, DELETED, False)
+        version = self._edit_version(view)
+        return Edit(record_id, view.form_id, version, _grid_of(view, grid_id), field, kind, choice)
 
     def _existing(self, record_id: str) -> RecordView:
         view = self.record(record_id)
@@ -255,8 +245,11 @@ class DeviceClient:
             return added + removed
         return [Edit(record_id, form_id, version, grid_id, name, SET, value)]
 
-    def _queue(self, edits: list[Edit]) -> None:
-        """Check every edit, then number, stamp and store them all in one transaction."""
+    def save(self, edits: list[Edit]) -> None:
+        """Check every edit, then number, stamp and store them all in one transaction.
+
+        One save is all or nothing: an edit refused anywhere in it queues none of them.
+        """
         state = self.store.state()
         if not state.registered:
             raise EditRejected("not_registered", "register the device before collecting")
@@ -353,6 +346,11 @@ class DeviceClient:
         with self.store.transaction("forms") as connection:
             store_forms(connection, forms)
         self.forms.forget()
+
+
+def _grid_of(view: RecordView, grid_id: int | None) -> int:
+    """The grid an edit of the record carries: the one asked for (a move), else its own."""
+    return view.grid_id if grid_id is None else grid_id
 
 
 def _append_ops(connection: sqlite3.Connection, edits: list[Edit], wall: Callable[[], int]) -> None:

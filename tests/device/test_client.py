@@ -119,6 +119,48 @@ def test_select_multiple_sends_adds_and_removes(make_device):
     assert phone.record(record_id).values["categories"] == ["fire", "flood"]
 
 
+def test_every_kind_of_edit_moves_the_record_to_the_grid_given(make_device):
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("hazard_check", GRID_A, {"severity": "low"})
+    phone.add(record_id, "categories", "fire", grid_id=GRID_B)
+    phone.remove(record_id, "categories", "fire", grid_id=GRID_A)
+    phone.delete(record_id, grid_id=GRID_B)
+    grids = [r["grid_id"] for r in phone.store.query("SELECT grid_id FROM ops ORDER BY id")]
+    assert grids == [GRID_A, GRID_B, GRID_A, GRID_B]
+    phone.sync()
+    other.sync()
+    assert other.record(record_id).grid_id == GRID_B
+
+
+def test_grid_0_is_refused_not_taken_for_the_records_own(make_device):
+    phone = make_device("phone")
+    record_id = phone.create("household", GRID_A, {"notes": "n"})
+    before = journal(phone)
+    for edit in (
+        lambda: phone.set(record_id, "notes", "m", grid_id=0),
+        lambda: phone.delete(record_id, grid_id=0),
+    ):
+        with pytest.raises(EditRejected, match="grid_out_of_scope"):
+            edit()
+    assert journal(phone) == before
+
+
+def test_one_save_is_all_or_nothing(make_device):
+    phone = make_device("phone")
+    record_id = phone.create("hazard_check", GRID_A, {"severity": "low"})
+    before = journal(phone)
+    edits = [
+        *phone.set_edits(record_id, "description", "first visit"),
+        phone.choice_edit(record_id, "categories", "add", "fire"),
+        *phone.set_edits(record_id, "severity", "bogus"),
+    ]
+    with pytest.raises(EditRejected, match="unknown_choice"):
+        phone.save(edits)
+    assert journal(phone) == before
+    phone.save(edits[:2])
+    assert [j[1] for j in journal(phone)] == [1, 2, 3]
+
+
 def test_repeat_rows_and_tombstones(make_device):
     phone, other = make_device("phone"), make_device("other", "worker2")
     household = phone.create("household", GRID_A, {"head_name": "张"})
