@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from server.cli.context import fail
+from sync.ops import ADD, DELETED, REMOVE
 
 DEFAULT_STORE = os.path.join("var", "device.db")
 TEXT_TYPES = frozenset({"text", "barcode", "select_one", "date", "datetime", "time", "reference"})
@@ -103,7 +104,9 @@ def coerce(field_type: str | None, raw: str) -> Any:
 @device.command("edit")
 @store_option
 @click.option("--new", "new_form", metavar="FORM", help="Create a record of this form.")
-@click.option("--grid", "grid_id", type=int, help="The new record's grid (or move the record).")
+@click.option(
+    "--grid", "grid_id", type=int, help="The new record's grid, or with --record: move it."
+)
 @click.option("--record", "record_id", help="The record to edit.")
 @click.option("--parent", help="With --new: the parent record of a repeat row.")
 @click.option("--group", help="With --new: the repeat the row belongs to.")
@@ -114,41 +117,52 @@ def coerce(field_type: str | None, raw: str) -> Any:
 def device_edit(
     store, new_form, grid_id, record_id, parent, group, sets, adds, removes, delete
 ) -> None:
-    """Create or edit a record offline; the edit is checked by the forms validator."""
+    """Create or edit a record offline: one save, checked by the forms validator.
+
+    Every change of the command is queued together or, when one is refused, none is.
+    """
     if bool(new_form) == bool(record_id):
         fail("give either --new FORM --grid ID or --record ID")
+    if new_form and (adds or removes or delete):
+        fail("--add, --remove and --delete edit a --record; a new record's choices go in --set")
+    if record_id and (parent or group):
+        fail("--parent and --group go with --new")
+    if record_id and not (sets or adds or removes or delete):
+        if grid_id is not None:
+            fail("--grid moves a record together with an edit: add --set FIELD=VALUE")
+        fail("nothing to change: give --set, --add, --remove or --delete")
     with opened(store) as client:
         if new_form:
             if grid_id is None:
                 fail("--new needs --grid")
-            version = client.forms.latest_version(new_form)
-            built = client.forms.version(new_form, version) if version else None
-            values = {}
-            for name, raw in map(parse_assignment, sets):
-                definition = built.field(name) if built else None
-                values[name] = coerce(definition.type if definition else None, raw)
+            values = dict(typed_assignments(client, new_form, sets))
             record_id = client.create(new_form, grid_id, values, parent=parent, group=group)
             click.echo(record_id)
             return
         view = client.record(record_id)
         if view is None:
             fail(f"this device holds no record {record_id}")
-        built = client.forms.version(view.form_id, client.forms.latest_version(view.form_id) or 0)
-        for name, raw in map(parse_assignment, sets):
-            definition = built.field(name) if built else None
-            client.set(
-                record_id,
-                name,
-                coerce(definition.type if definition else None, raw),
-                grid_id=grid_id,
-            )
-        for name, choice in map(parse_assignment, adds):
-            client.add(record_id, name, choice)
-        for name, choice in map(parse_assignment, removes):
-            client.remove(record_id, name, choice)
+        edits = []
+        for name, value in typed_assignments(client, view.form_id, sets):
+            edits += client.set_edits(record_id, name, value, grid_id=grid_id)
+        for kind, pairs in ((ADD, adds), (REMOVE, removes)):
+            for name, choice in map(parse_assignment, pairs):
+                edits.append(client.choice_edit(record_id, name, kind, choice, grid_id=grid_id))
         if delete:
-            client.delete(record_id)
+            edits += client.set_edits(record_id, DELETED, True, grid_id=grid_id)
+        client.save(edits)
         click.echo(f"{record_id}: {client.unsent_count()} ops waiting to sync")
+
+
+def typed_assignments(client: Any, form_id: str, sets: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Each --set FIELD=VALUE with its value typed for the field in the newest form version."""
+    version = client.forms.latest_version(form_id)
+    built = client.forms.version(form_id, version) if version else None
+    typed = []
+    for name, raw in map(parse_assignment, sets):
+        definition = built.field(name) if built else None
+        typed.append((name, coerce(definition.type if definition else None, raw)))
+    return typed
 
 
 @device.command("show")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 
 import pytest
@@ -12,6 +13,8 @@ from werkzeug.serving import make_server
 from mobile_schema.local_store import LocalStore
 from server import demo as demo_data
 from server.cli import cli
+from tests.device.harness import open_device
+from tests.device.replica_server import ReplicaServer
 
 PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
 
@@ -129,3 +132,85 @@ def test_errors_are_one_line_and_status_2(served, tmp_path):
     result = device(dead, "sync")
     assert result.exit_code == 2
     assert result.output.startswith("error: no reply from http://127.0.0.1:9")
+
+
+@pytest.fixture
+def offline(tmp_path):
+    """A registered store holding the forms and one record, for commands that stay offline."""
+    server = ReplicaServer()
+    password = server.add_user("worker1", [11, 12])
+    phone = open_device(tmp_path / "phone.db", server)
+    phone.register("worker1", password)
+    phone.sync()
+    record_id = phone.create("hazard_check", 11, {"severity": "low"})
+    phone.close()
+    return tmp_path / "phone.db", record_id
+
+
+def queued(store) -> list[tuple[str, str, str, int]]:
+    with sqlite3.connect(store) as connection:
+        return connection.execute(
+            "SELECT field, kind, value, grid_id FROM ops ORDER BY id"
+        ).fetchall()
+
+
+def test_an_edit_refused_in_part_queues_nothing(offline):
+    store, record_id = offline
+    before = queued(store)
+    result = device(
+        store, "edit", "--record", record_id, "--set", "description=x", "--set", "severity=bogus"
+    )
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: unknown_choice: 'bogus' is not a choice of 'severity'\n",
+    )
+    result = device(
+        store, "edit", "--record", record_id, "--add", "categories=fire", "--remove", "x=y"
+    )
+    assert result.exit_code == 2
+    assert queued(store) == before
+
+
+def test_grid_moves_the_record_with_every_kind_of_edit(offline):
+    store, record_id = offline
+    before = queued(store)
+    for args in (
+        ["--grid", "12", "--add", "categories=fire"],
+        ["--grid", "11", "--remove", "categories=fire"],
+        ["--grid", "12", "--delete"],
+    ):
+        assert device(store, "edit", "--record", record_id, *args).exit_code == 0
+    assert queued(store)[len(before) :] == [
+        ("categories", "add", '"fire"', 12),
+        ("categories", "remove", '"fire"', 11),
+        ("_deleted", "set", "true", 12),
+    ]
+    shown = json.loads(device(store, "show", record_id).output)
+    assert (shown["grid_id"], shown["deleted"]) == (12, True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grid", "12"], "error: --grid moves a record together with an edit"),
+        ([], "error: nothing to change"),
+        (["--grid", "0", "--set", "description=x"], "error: grid_out_of_scope"),
+        (["--parent", "p", "--set", "description=x"], "error: --parent and --group go with"),
+    ],
+)
+def test_an_edit_that_cannot_be_made_says_why(offline, args, message):
+    store, record_id = offline
+    before = queued(store)
+    result = device(store, "edit", "--record", record_id, *args)
+    assert result.exit_code == 2
+    assert result.output.startswith(message)
+    assert result.output.count("\n") == 1
+    assert queued(store) == before
+
+
+def test_a_new_record_takes_its_choices_in_set(offline):
+    store, _ = offline
+    before = queued(store)
+    result = device(store, "edit", "--new", "hazard_check", "--grid", "11", "--add", "x=y")
+    assert (result.exit_code, result.output.startswith("error: --add, --remove")) == (2, True)
+    assert queued(store) == before
