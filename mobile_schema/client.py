@@ -27,7 +27,7 @@ from mobile_schema.local_store import DeviceState, LocalStore
 from mobile_schema.records import RecordView, load_record, load_records
 from mobile_schema.schemas import validate
 from mobile_schema.sync_loop import SyncLoop, SyncReport, problem_of, store_forms
-from mobile_schema.transport import Request, Transport, UrlTransport
+from mobile_schema.transport import Request, Transport, UrlTransport, checked_server_url
 from sync import hlc
 from sync.ops import ADD, DELETED, GROUP, ORDER, PARENT, REMOVE, SET
 
@@ -73,9 +73,12 @@ class DeviceClient:
         push_batch: int = 500,
         page_limit: int | None = None,
         wall: Callable[[], int] = hlc.wall_millis,
+        server_url: str | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
+        # The server the transport reaches; stored with the next successful registration.
+        self.server_url = server_url or store.state().server_url
         self.credentials = credentials
         self.device_name = device_name
         self.push_batch = push_batch
@@ -91,9 +94,21 @@ class DeviceClient:
         transport: Transport | None = None,
         **options: Any,
     ) -> DeviceClient:
-        """Open (or create) the store at `path`; the transport defaults to urllib."""
+        """Open (or create) the store at `path`; the transport defaults to urllib.
+
+        `server_url` is the server to register with: it seeds a new store, and a
+        registered store keeps its own until `register` succeeds with the new one.
+        """
+        if server_url is not None:
+            server_url = checked_server_url(server_url)
         store = LocalStore(path, server_url)
-        return cls(store, transport or UrlTransport(store.state().server_url), **options)
+        try:
+            url = server_url or store.state().server_url
+            transport = transport or UrlTransport(url)
+        except BaseException:
+            store.close()
+            raise
+        return cls(store, transport, server_url=url, **options)
 
     def close(self) -> None:
         self.store.close()
@@ -121,6 +136,7 @@ class DeviceClient:
             raise DeviceError(f"registration reply does not match its schema: {errors[0]}")
         with self.store.transaction("register") as connection:
             _adopt_registration(connection, self.store.state(), reply.body)
+            connection.execute("UPDATE device SET server_url = ?", (self.server_url,))
         return self.store.state()
 
     def _register_again(self) -> bool:

@@ -142,6 +142,8 @@ class LocalStore:
         self.connection = _connect(self.path, durable)
         try:
             migrate(self.connection)
+            # The URL only seeds a new store: a registered device's URL changes together
+            # with a successful registration (DeviceClient.register), never before it.
             if self.connection.execute("SELECT 1 FROM device").fetchone() is None:
                 if not server_url:
                     raise StoreError(f"{self.path} is a new store: give the server URL")
@@ -149,9 +151,6 @@ class LocalStore:
                     connection.execute(
                         "INSERT INTO device (id, server_url) VALUES (1, ?)", (server_url,)
                     )
-            elif server_url:
-                with self.transaction("server_url") as connection:
-                    connection.execute("UPDATE device SET server_url = ?", (server_url,))
         except BaseException:
             self.connection.close()
             raise

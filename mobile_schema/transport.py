@@ -94,14 +94,25 @@ def decode_body(data: bytes, headers: Mapping[str, str]) -> Any:
         return None
 
 
+def checked_server_url(url: str) -> str:
+    """`url` without a trailing slash, once it is an http(s) URL naming a host."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as error:
+        raise ValueError(f"not a server URL: {url!r} ({error})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"server URL must be http:// or https://, not {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"server URL {url!r} names no host")
+    return url.rstrip("/")
+
+
 class UrlTransport:
     """HTTP(S) through the standard library."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
-        scheme = urllib.parse.urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
-            raise ValueError(f"server URL must be http:// or https://, not {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_server_url(base_url)
         self.timeout = timeout
 
     def send(self, request: Request) -> Reply:

@@ -214,3 +214,14 @@ def test_a_new_record_takes_its_choices_in_set(offline):
     result = device(store, "edit", "--new", "hazard_check", "--grid", "11", "--add", "x=y")
     assert (result.exit_code, result.output.startswith("error: --add, --remove")) == (2, True)
     assert queued(store) == before
+
+
+@pytest.mark.parametrize("url", ["htp://typo", "http://127.0.0.1:9"])
+def test_a_failed_register_keeps_the_server_url(offline, url):
+    store, record_id = offline
+    result = device(store, "register", "--server", url, "--username", "worker1", password="x")
+    assert (result.exit_code, result.output.count("\n")) == (2, 1)
+    status = device(store, "show")
+    assert status.exit_code == 0
+    assert "server http://fieldsync.test" in status.output
+    assert record_id in status.output

@@ -7,11 +7,13 @@ import shutil
 
 import pytest
 
+from mobile_schema.client import DeviceClient
 from mobile_schema.errors import EditRejected, NeedsRegistration, ProtocolError
+from mobile_schema.local_store import LocalStore
 from mobile_schema.transport import Reply
 from sync import hlc
 from tests.device.conftest import GRID_A, GRID_B, GRID_C
-from tests.device.harness import journal, open_device, view
+from tests.device.harness import SERVER_URL, journal, open_device, view
 
 
 def test_an_offline_edit_reaches_a_second_device(make_device, server):
@@ -256,6 +258,35 @@ def test_401_without_credentials_keeps_the_ops_for_a_later_sign_in(tmp_path, ser
     phone.sync()
     assert phone.unsent_count() == 0
     phone.close()
+
+
+def test_the_server_url_changes_only_with_a_successful_registration(make_device, server):
+    phone = make_device("phone")
+    before = phone.state()
+    moved = DeviceClient(phone.store, server, server_url="http://moved.test")
+    with pytest.raises(NeedsRegistration):
+        moved.register("worker1", "wrong password")
+    assert phone.state() == before
+    server.fail = lambda request: "before"
+    with pytest.raises(ConnectionError):
+        moved.register("worker1", server.users["worker1"].password)
+    assert phone.state() == before
+    server.fail = lambda request: None
+    moved.register("worker1", server.users["worker1"].password)
+    assert phone.state().server_url == "http://moved.test"
+
+
+def test_a_bad_server_url_is_refused_before_the_store_is_touched(make_device, tmp_path):
+    phone = make_device("phone")
+    phone.close()
+    for url in ("htp://typo", "http://", "http://host:port"):
+        with pytest.raises(ValueError, match="URL"):
+            DeviceClient.open(tmp_path / "phone.db", url)
+        with pytest.raises(ValueError, match="URL"):
+            DeviceClient.open(tmp_path / "new.db", url)
+    assert not (tmp_path / "new.db").exists()
+    with LocalStore(tmp_path / "phone.db") as store:
+        assert store.state().server_url == SERVER_URL
 
 
 def test_registering_another_user_refuses_while_ops_are_unsent(make_device, server):

@@ -51,6 +51,12 @@ def test_a_new_store_needs_the_server_url(tmp_path):
         LocalStore(tmp_path / "device.db")
 
 
+def test_a_url_given_to_an_existing_store_does_not_replace_its_own(tmp_path):
+    LocalStore(tmp_path / "device.db", URL).close()
+    with LocalStore(tmp_path / "device.db", "http://elsewhere.test") as store:
+        assert store.state().server_url == URL
+
+
 def test_reopening_keeps_everything(tmp_path):
     with LocalStore(tmp_path / "device.db", URL) as store:
         add_journal_op(store)
