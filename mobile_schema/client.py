@@ -287,12 +287,14 @@ class DeviceClient:
     # -- reading -----------------------------------------------------------------
 
     def record(self, record_id: str) -> RecordView | None:
-        return load_record(self.store.connection, record_id)
+        with self.store.reading() as connection:
+            return load_record(connection, record_id)
 
     def records(
         self, form_id: str | None = None, include_deleted: bool = False
     ) -> list[RecordView]:
-        views = load_records(self.store.connection).values()
+        with self.store.reading() as connection:
+            views = load_records(connection).values()
         return sorted(
             (
                 v

@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mobile_schema.errors import DeviceError
+
 LAYOUT_VERSION = 1
 
 # Steps from version N-1 to N, keyed by N. Each is SQL run in one transaction
@@ -27,8 +29,17 @@ LAYOUT_VERSION = 1
 MIGRATIONS: dict[int, str] = {}
 
 
-class StoreError(Exception):
+class StoreError(DeviceError):
     """The local store cannot be used as it is (a newer layout, a broken file)."""
+
+
+@contextmanager
+def store_errors(path: Path) -> Iterator[None]:
+    """SQLite's failures on this file as StoreError, naming the file and what went wrong."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: the device store cannot be used: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -62,18 +73,28 @@ def layout_sql() -> str:
     return (resources.files("mobile_schema") / "store.sql").read_text("utf-8")
 
 
-def _connect(path: str | Path, durable: bool) -> sqlite3.Connection:
+def _connect(path: str | Path) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so every step is one
     # explicit transaction and nothing is committed behind our back.
     connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
+    return connection
+
+
+def is_blank(connection: sqlite3.Connection) -> bool:
+    """Whether the file holds nothing yet (a new or empty file); reading writes nothing."""
+    tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    return user_version(connection) == 0 and tables == 0
+
+
+def _configure(connection: sqlite3.Connection, durable: bool) -> None:
+    # Setting WAL writes the file's header: done only once the file is to be a store.
     connection.execute("PRAGMA journal_mode=WAL")
     # FULL: an edit the user saw saved must survive a power cut, not only a crash.
     # NORMAL still survives a killed app; only throwaway stores (tests) use it.
     connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=10000")
-    return connection
 
 
 def user_version(connection: sqlite3.Connection) -> int:
@@ -139,21 +160,30 @@ class LocalStore:
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = _connect(self.path, durable)
+        with store_errors(self.path):
+            self.connection = _connect(self.path)
         try:
-            migrate(self.connection)
-            # The URL only seeds a new store: a registered device's URL changes together
-            # with a successful registration (DeviceClient.register), never before it.
-            if self.connection.execute("SELECT 1 FROM device").fetchone() is None:
-                if not server_url:
-                    raise StoreError(f"{self.path} is a new store: give the server URL")
-                with self.transaction("init") as connection:
-                    connection.execute(
-                        "INSERT INTO device (id, server_url) VALUES (1, ?)", (server_url,)
-                    )
+            with store_errors(self.path):
+                self._prepare(server_url, durable)
         except BaseException:
             self.connection.close()
             raise
+
+    def _prepare(self, server_url: str | None, durable: bool) -> None:
+        """Check, configure and migrate the file; a new store gets its device row."""
+        if not server_url and is_blank(self.connection):
+            raise StoreError(f"{self.path} is a new store: give the server URL")
+        _configure(self.connection, durable)
+        migrate(self.connection)
+        # The URL only seeds a new store: a registered device's URL changes together
+        # with a successful registration (DeviceClient.register), never before it.
+        if self.connection.execute("SELECT 1 FROM device").fetchone() is None:
+            if not server_url:
+                raise StoreError(f"{self.path} is a new store: give the server URL")
+            with self.transaction("init") as connection:
+                connection.execute(
+                    "INSERT INTO device (id, server_url) VALUES (1, ?)", (server_url,)
+                )
 
     def close(self) -> None:
         self.connection.close()
@@ -167,16 +197,26 @@ class LocalStore:
     @contextmanager
     def transaction(self, step: str) -> Iterator[sqlite3.Connection]:
         """One atomic step (named, so that tests can interrupt any step in turn)."""
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
+        with store_errors(self.path):
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                # SQLite may have rolled back already (a full disk, an I/O error).
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads outside any step; SQLite failures as StoreError."""
+        with store_errors(self.path):
             yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
 
     def state(self) -> DeviceState:
-        row = self.connection.execute("SELECT * FROM device WHERE id = 1").fetchone()
+        with self.reading() as connection:
+            row = connection.execute("SELECT * FROM device WHERE id = 1").fetchone()
         values = dict(row)
         del values["id"]
         values["grid_ids"] = None if row["grid_ids"] is None else json.loads(row["grid_ids"])
@@ -184,4 +224,5 @@ class LocalStore:
 
     def query(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         """Rows of a read-only query, outside any step."""
-        return self.connection.execute(sql, parameters).fetchall()
+        with self.reading() as connection:
+            return connection.execute(sql, parameters).fetchall()

@@ -40,7 +40,9 @@ def opened(store: str, server: str | None = None) -> Iterator[Any]:
         fail(f"no device store at {store}; run `fieldsync device register --server URL` first")
     try:
         client = DeviceClient.open(store, server)
-    except (StoreError, ValueError, OSError) as error:  # a bad URL, an unusable file
+    except (StoreError, ValueError) as error:  # an unusable file (named), a bad URL
+        fail(str(error))
+    except OSError as error:  # the store's folder cannot be made
         fail(f"{store}: {error}")
     password = os.environ.get("FIELDSYNC_DEVICE_PASSWORD")
     username = client.state().username
@@ -49,7 +51,7 @@ def opened(store: str, server: str | None = None) -> Iterator[Any]:
         client.credentials = lambda: (username, password)
     try:
         yield client
-    except (DeviceError, TransportError) as error:
+    except (DeviceError, TransportError) as error:  # StoreError is a DeviceError
         fail(str(error))
     finally:
         client.close()

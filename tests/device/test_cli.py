@@ -134,17 +134,22 @@ def test_errors_are_one_line_and_status_2(served, tmp_path):
     assert result.output.startswith("error: no reply from http://127.0.0.1:9")
 
 
-@pytest.fixture
-def offline(tmp_path):
-    """A registered store holding the forms and one record, for commands that stay offline."""
+def offline_store(path, username: str, grid_ids: list[int] | None) -> str:
+    """A registered store holding the forms and one record; its id."""
     server = ReplicaServer()
-    password = server.add_user("worker1", [11, 12])
-    phone = open_device(tmp_path / "phone.db", server)
-    phone.register("worker1", password)
+    password = server.add_user(username, grid_ids, role="admin" if grid_ids is None else "worker")
+    phone = open_device(path, server)
+    phone.register(username, password)
     phone.sync()
     record_id = phone.create("hazard_check", 11, {"severity": "low"})
     phone.close()
-    return tmp_path / "phone.db", record_id
+    return record_id
+
+
+@pytest.fixture
+def offline(tmp_path):
+    """A worker's store, for commands that stay offline, and the id of its record."""
+    return tmp_path / "phone.db", offline_store(tmp_path / "phone.db", "worker1", [11, 12])
 
 
 def queued(store) -> list[tuple[str, str, str, int]]:
@@ -225,3 +230,36 @@ def test_a_failed_register_keeps_the_server_url(offline, url):
     assert status.exit_code == 0
     assert "server http://fieldsync.test" in status.output
     assert record_id in status.output
+
+
+def test_a_store_sqlite_cannot_use_is_one_error_line(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("a text file, not a device store\n" * 20)
+    (tmp_path / "folder.db").mkdir()
+    for store, args in [
+        (text, ["show"]),
+        (text, ["register", "--server", "http://127.0.0.1:9", "--username", "worker1"]),
+        ("/dev/null", ["show"]),
+        ("/dev/null", ["register", "--server", "http://127.0.0.1:9", "--username", "worker1"]),
+        (tmp_path / "folder.db" / "sub" / "device.db", ["show"]),
+    ]:
+        result = device(store, *args, password="x")
+        assert result.exit_code == 2, (store, args, result.output)
+        assert result.output.startswith("error: ")
+        assert result.output.count("\n") == 1
+
+
+def test_show_on_an_empty_file_leaves_it_empty(tmp_path):
+    store = tmp_path / "device.db"
+    store.touch()
+    result = device(store, "show")
+    assert result.output == f"error: {store} is a new store: give the server URL\n"
+    assert store.stat().st_size == 0
+
+
+def test_a_grid_beyond_any_integer_is_one_error_line(tmp_path):
+    store = tmp_path / "admin.db"
+    offline_store(store, "admin", None)
+    result = device(store, "edit", "--new", "household", "--grid", str(10**20), "--set", "notes=x")
+    assert (result.exit_code, result.output.count("\n")) == (2, 1)
+    assert result.output.startswith("error: schema_violation: /grid_id must be at most")

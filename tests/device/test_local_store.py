@@ -100,6 +100,45 @@ def test_a_foreign_file_is_refused(tmp_path):
         LocalStore(path, URL)
 
 
+@pytest.mark.parametrize("url", [None, URL])
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path, url):
+    path = tmp_path / "notes.db"
+    path.write_text("a text file, not a device store\n" * 20)
+    with pytest.raises(
+        StoreError, match=r"notes\.db: the device store cannot be used: file is not"
+    ):
+        LocalStore(path, url)
+
+
+def test_a_path_sqlite_cannot_open_is_a_store_error(tmp_path):
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(StoreError, match="unable to open database file"):
+        LocalStore(tmp_path / "folder.db", URL)
+
+
+def test_an_empty_file_is_left_empty_when_no_url_makes_it_a_store(tmp_path):
+    path = tmp_path / "device.db"
+    path.touch()
+    with pytest.raises(StoreError, match="is a new store: give the server URL"):
+        LocalStore(path)
+    assert path.stat().st_size == 0
+
+
+def test_a_failure_inside_a_step_is_a_store_error_and_rolls_back(tmp_path):
+    with LocalStore(tmp_path / "device.db", URL) as store:
+
+        def step_breaking_a_check() -> None:
+            with store.transaction("edit") as connection:
+                connection.execute("UPDATE device SET next_seq = 5")
+                connection.execute("UPDATE device SET cursor = -1")
+
+        with pytest.raises(StoreError, match="CHECK constraint failed"):
+            step_breaking_a_check()
+        assert (store.state().next_seq, store.connection.in_transaction) == (1, False)
+        with pytest.raises(StoreError, match="no such table"):
+            store.query("SELECT * FROM missing_table")
+
+
 def test_migration_steps_run_in_order_and_keep_the_journal(tmp_path):
     path = tmp_path / "device.db"
     with LocalStore(path, URL) as store:
