@@ -19,7 +19,7 @@ from typing import Any
 from flask import g, request, session
 
 from server.db import db_session
-from server.devices import device_for_token
+from server.devices import device_for_token, is_live
 from server.errors import ApiError, ErrorCode
 from server.models import Device, User, utcnow
 
@@ -44,6 +44,10 @@ def _unauthenticated(detail: str) -> ApiError:
     return ApiError(ErrorCode.UNAUTHENTICATED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _invalid_token(code: ErrorCode, detail: str) -> ApiError:
+    return ApiError(code, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
 def _fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
@@ -57,10 +61,18 @@ def authenticate_device() -> Device:
         raise _unauthenticated("send the device token as 'Authorization: Bearer <token>'")
     device = device_for_token(db_session(), token)
     if device is None:
-        raise ApiError(
+        # Told apart from a revoked device so that a device whose registration the
+        # server lost (restored from an older backup) knows to send all its ops again.
+        # Only a holder of a token ever issued learns more than "unknown".
+        raise _invalid_token(
+            ErrorCode.DEVICE_UNKNOWN,
+            "no device holds this token (the server may have been restored from a backup);"
+            " register the device again",
+        )
+    if not is_live(device):
+        raise _invalid_token(
             ErrorCode.TOKEN_REVOKED,
-            "this token is unknown or revoked; register the device again",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            "this device was revoked or its user disabled; register the device again",
         )
     _touch(device)
     g.device, g.user = device, device.user

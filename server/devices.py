@@ -47,11 +47,13 @@ def register_device(session: Session, user: User, name: str = "") -> tuple[Devic
 
 
 def device_for_token(session: Session, token: str) -> Device | None:
-    """The live device holding `token`: not revoked, its user not disabled."""
-    device = session.scalar(select(Device).where(Device.token_hash == hash_token(token)))
-    if device is None or device.revoked_at is not None or device.user.disabled:
-        return None
-    return device
+    """The device `token` was issued to, revoked or not; None when no device holds it."""
+    return session.scalar(select(Device).where(Device.token_hash == hash_token(token)))
+
+
+def is_live(device: Device) -> bool:
+    """Whether the device may sync: not revoked, its user not disabled."""
+    return device.revoked_at is None and not device.user.disabled
 
 
 def revoke_device(session: Session, device: Device) -> None:

@@ -30,6 +30,7 @@ class ErrorCode(enum.Enum):
     UNAUTHENTICATED = (401, "Authentication is required")
     INVALID_CREDENTIALS = (401, "Wrong username or password")
     TOKEN_REVOKED = (401, "This device token is no longer valid")
+    DEVICE_UNKNOWN = (401, "This server knows no device with this token")
     FORBIDDEN = (403, "You may not do this")
     CSRF_FAILED = (403, "The form's CSRF token is missing or wrong")
     NOT_FOUND = (404, "Not found")

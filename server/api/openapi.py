@@ -85,7 +85,7 @@ def error_codes(doc: Operation, access: Rule) -> list[ErrorCode]:
     if access.auth is not Auth.PUBLIC:
         codes += [ErrorCode.UNAUTHENTICATED]
     if access.auth in (Auth.DEVICE, Auth.USER):
-        codes += [ErrorCode.TOKEN_REVOKED]
+        codes += [ErrorCode.TOKEN_REVOKED, ErrorCode.DEVICE_UNKNOWN]
     if access.auth is Auth.USER:
         codes += [ErrorCode.CSRF_FAILED]
     if access.auth is not Auth.PUBLIC and access.roles != ALL:

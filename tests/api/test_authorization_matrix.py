@@ -139,7 +139,8 @@ def test_access_follows_the_rule(endpoint, method, rule_text, app, world, settin
         reply = _call(client, method, _url(rule_text, arguments), {})
         # Public: nothing gates the caller (a form may still want its CSRF token).
         code = (reply.get_json(silent=True) or {}).get("code")
-        assert code not in ("unauthenticated", "token_revoked", "forbidden"), (endpoint, code)
+        gates = ("unauthenticated", "token_revoked", "device_unknown", "forbidden")
+        assert code not in gates, (endpoint, code)
         return
 
     def arguments_for(who: str, inside: bool) -> dict:

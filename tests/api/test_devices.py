@@ -71,6 +71,20 @@ def test_revocation_refuses_the_token_at_once(client, world):
     assert_problem(client.get("/api/v1/me", headers=headers), 401, "token_revoked")
 
 
+def test_an_unknown_token_is_told_apart_from_a_revoked_device(client, world):
+    unknown = assert_problem(
+        client.get("/api/v1/me", headers={"Authorization": "Bearer never-issued"}),
+        401,
+        "device_unknown",
+    )
+    headers = world.headers("worker")
+    client.post(f"/api/v1/devices/{world.devices['worker']}/revoke", headers=headers)
+    revoked = assert_problem(client.get("/api/v1/me", headers=headers), 401, "token_revoked")
+    for body in (unknown, revoked):
+        assert "never-issued" not in body["detail"]
+        assert world.devices["worker"] not in body["detail"]
+
+
 def test_device_list_by_role(client, world):
     def ids(who):
         reply = client.get("/api/v1/devices", headers=world.headers(who))
