@@ -5,7 +5,8 @@ reply is stored in one local transaction together with the progress it makes (th
 acknowledged seq, the cursor, the inbox position). A kill between any two steps
 therefore loses nothing: the next sync starts again from what was committed, and the
 server's idempotence (a re-sent op is a duplicate, a re-pulled page rewrites the same
-rows) does the rest. Refusals are handled as docs/device.md describes.
+rows) does the rest. Refusals are handled as docs/device.md describes; a server that
+lost the device's registration (401 device_unknown) gets every op of it again.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ class Reregistered(Exception):
     """The device registered again mid-request; rebuild the request and send it anew."""
 
 
+class RegistrationLost(Exception):
+    """The server lost the device (401 device_unknown): its whole journal is queued again."""
+
+
 class SyncLoop:
     """Drives one sync of one device; `register_again` re-registers after a 401."""
 
@@ -135,6 +140,15 @@ class SyncLoop:
         """Push, pull, inbox, forms; each step resumes where a killed one stopped."""
         if not self.store.state().registered:
             raise NeedsRegistration("this device is not registered yet")
+        try:
+            self.exchange()
+        except RegistrationLost:
+            # Registered again with every op queued anew: push them before anything else.
+            self.exchange()
+        self.report.push_batch = self.batch
+        return self.report
+
+    def exchange(self) -> None:
         self.push_all()
         self.pull_all()
         if self.report.snapshot and self.probe():
@@ -142,8 +156,6 @@ class SyncLoop:
             self.pull_all()
         self.fetch_inbox()
         self.fetch_forms()
-        self.report.push_batch = self.batch
-        return self.report
 
     # -- transport ---------------------------------------------------------------
 
@@ -152,10 +164,17 @@ class SyncLoop:
 
         With `retry` the same request goes again with the new token; without it the
         caller gets `Reregistered` and rebuilds the request (a push must renumber).
+        After `device_unknown` the sync starts over (`RegistrationLost`).
         """
         reply = self.transport.send(build(self.store.state().token))
         if reply.status == 401:
-            self.renumber_or_fail("the server refused this device's token", problem_of(reply))
+            problem = problem_of(reply)
+            lost = problem.get("code") == "device_unknown"
+            if lost:
+                self.registration_lost()
+            self.renumber_or_fail("the server refused this device's token", problem)
+            if lost:
+                raise RegistrationLost
             if not retry:
                 raise Reregistered
             reply = self.transport.send(build(self.store.state().token))
@@ -293,6 +312,29 @@ class SyncLoop:
                 "UPDATE device SET acked_seq = ?, reflected_op = min(reflected_op, ?),"
                 " snapshot_cursor = COALESCE(snapshot_cursor, 0)",
                 (expected - 1, first["id"] - 1),
+            )
+
+    def registration_lost(self) -> None:
+        """The server holds nothing of this registration: none of its ops is acknowledged.
+
+        Every op of it becomes unsent again, so the next registration takes them all,
+        acknowledged ones too, in journal order with their content and HLC. They show
+        over the pulled state again until a pull brings them back, the server's
+        reports about them are void, and the pulled state is read afresh: the cursor
+        belongs to the timeline the server lost. Safe to repeat after a kill.
+        """
+        state = self.store.state()
+        with self.store.transaction("device_unknown") as connection:
+            first = connection.execute(
+                "SELECT min(id) FROM ops WHERE device_id = ?", (state.device_id,)
+            ).fetchone()[0]
+            reflected = state.reflected_op if first is None else min(state.reflected_op, first - 1)
+            connection.execute(
+                "UPDATE device SET acked_seq = 0, reflected_op = ?, snapshot_cursor = 0",
+                (reflected,),
+            )
+            connection.execute(
+                "DELETE FROM quarantined_ops WHERE device_id = ?", (state.device_id,)
             )
 
     def renumber_or_fail(self, why: str, problem: dict[str, Any]) -> None:

@@ -2,8 +2,9 @@
 
 It speaks docs/protocol.md over the client's Transport interface (no HTTP, no
 database), validates every request and every reply against the JSON Schemas, and can
-be told to fail: revoke a token (401), cap pushes (413), lose replies, or roll back
-to an earlier copy of itself (a server restored from backup: seq_gap and 410).
+be told to fail: revoke a token (401 token_revoked), cap pushes (413), lose replies,
+or roll back to an earlier copy of itself (a server restored from backup: seq_gap and
+410, and 401 device_unknown for a device registered after the backup).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class ServerState:
 
     replica: ServerReplica
     devices: dict[str, str] = field(default_factory=dict)  # token -> device_id
+    revoked: set[str] = field(default_factory=set)  # device ids
     owners: dict[str, str] = field(default_factory=dict)  # device_id -> username
     inbox: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,7 +112,7 @@ class ReplicaServer:
         self.state.replica.position = restart
 
     def revoke(self, device_id: str) -> None:
-        self.state.devices = {t: d for t, d in self.state.devices.items() if d != device_id}
+        self.state.revoked.add(device_id)
 
     # -- the transport -----------------------------------------------------------
 
@@ -156,6 +158,8 @@ class ReplicaServer:
             return self.register(message)
         device_id = self.state.devices.get(request.token or "")
         if device_id is None:
+            return problem(401, "device_unknown", "no device holds this token")
+        if device_id in self.state.revoked:
             return problem(401, "token_revoked", "register again")
         user = self.users[self.state.owners[device_id]]
         if request.path == "/api/v1/sync/push":

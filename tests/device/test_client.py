@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from mobile_schema.client import DeviceClient
-from mobile_schema.errors import EditRejected, NeedsRegistration, ProtocolError
+from mobile_schema.errors import DeviceError, EditRejected, NeedsRegistration, ProtocolError
 from mobile_schema.local_store import LocalStore
 from mobile_schema.transport import Reply
 from sync import hlc
@@ -287,6 +287,65 @@ def test_a_bad_server_url_is_refused_before_the_store_is_touched(make_device, tm
     assert not (tmp_path / "new.db").exists()
     with LocalStore(tmp_path / "phone.db") as store:
         assert store.state().server_url == SERVER_URL
+
+
+def stamped_journal(client) -> list[tuple[str, int, str, str, int]]:
+    """(device_id, seq, content, hlc, base) of every op, in journal order."""
+    rows = client.store.query("SELECT hlc, base FROM ops ORDER BY id")
+    return [(*op, row["hlc"], row["base"]) for op, row in zip(journal(client), rows, strict=True)]
+
+
+def test_a_server_that_lost_the_device_gets_its_whole_journal_again(make_device, server):
+    backup = server.backup()  # taken before the phone registers
+    phone, other = make_device("phone"), make_device("other", "worker2")
+    record_id = phone.create("household", GRID_A, {"head_name": "王芳", "notes": "first visit"})
+    phone.sync()
+    phone.set(record_id, "notes", "second visit")
+    before = stamped_journal(phone)
+    old_device = phone.state().device_id
+    server.restore(backup)  # the server lost the phone: 401 device_unknown
+    report = phone.sync()
+    assert (report.registered_again, report.snapshot, report.pushed) == (True, True, 3)
+    new_device = phone.state().device_id
+    after = stamped_journal(phone)
+    assert [op[:2] for op in after] == [(new_device, 1), (new_device, 2), (new_device, 3)]
+    assert [op[2:] for op in after] == [op[2:] for op in before]  # same content, HLC, base
+    assert {op[0] for op in before} == {old_device}
+    assert (phone.state().acked_seq, server.state.replica.acked[new_device]) == (3, 3)
+    other.sync()
+    expected = {"head_name": "王芳", "notes": "second visit"}
+    assert phone.record(record_id).values == other.record(record_id).values == expected
+
+
+def test_a_revoked_device_keeps_its_acknowledged_ops_where_they_are(make_device, server):
+    phone = make_device("phone")
+    phone.create("household", GRID_A, {"notes": "acknowledged"})
+    phone.sync()
+    old_device = phone.state().device_id
+    server.revoke(old_device)  # 401 token_revoked: the server still holds seq 1
+    assert phone.sync().pushed == 0
+    assert journal(phone)[0][:2] == (old_device, 1)
+
+
+def test_a_lost_registration_without_credentials_waits_with_every_op_shown(tmp_path, server):
+    password = server.users["worker1"].password
+    backup = server.backup()
+    phone = open_device(tmp_path / "phone.db", server)
+    phone.register("worker1", password)
+    phone.sync()
+    record_id = phone.create("household", GRID_A, {"notes": "acknowledged"})
+    phone.sync()
+    server.restore(backup)
+    with pytest.raises(NeedsRegistration, match="register this device again"):
+        phone.sync()
+    assert phone.unsent_count() == 1
+    assert phone.record(record_id).values == {"notes": "acknowledged"}
+    with pytest.raises(DeviceError, match="not sent yet"):
+        phone.register("worker2", server.users["worker2"].password)
+    phone.register("worker1", password)
+    assert phone.sync().pushed == 1
+    assert server.state.replica.state()[(record_id, "notes")].value == "acknowledged"
+    phone.close()
 
 
 def test_registering_another_user_refuses_while_ops_are_unsent(make_device, server):
