@@ -232,6 +232,15 @@ class SyncLoop:
                 raise self.refused("push", reply)
 
     def pushed(self, ops: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        self.store_push_reply(ops, body)
+        self.report.pushed += len(ops)
+        self.report.applied += body["applied"]
+        self.report.duplicate += body["duplicate"]
+        self.report.quarantined += len(body["quarantined"])
+        self.report.conflicts += len(body["conflicts"])
+
+    def store_push_reply(self, ops: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        """Check a push reply against the ops sent, then store what it says in one step."""
         last = ops[-1]["seq"]
         if body["acked_seq"] < last:
             raise ProtocolError(f"acked_seq {body['acked_seq']} is below the last seq sent {last}")
@@ -239,9 +248,24 @@ class SyncLoop:
         if counted != len(ops):
             raise ProtocolError(f"the push reply accounts for {counted} ops of {len(ops)} sent")
         device_id = self.store.state().device_id
+        # The server holds seqs 1..n, so the duplicates are the first ops sent, and the
+        # rest were stored just now: the reply's verdict on them replaces any earlier
+        # quarantine report, which came from a timeline the server lost (a restore).
+        stored_now = [(device_id, op["seq"]) for op in ops[body["duplicate"] :]]
         with self.store.transaction("push") as connection:
             connection.execute("UPDATE device SET acked_seq = max(acked_seq, ?)", (last,))
+            if stored_now:
+                # No pull has brought them back yet (a no-op unless the probe's op
+                # was lost): they show over the pulled state until one does.
+                connection.execute(
+                    "UPDATE device SET reflected_op = min(reflected_op,"
+                    " (SELECT id - 1 FROM ops WHERE device_id = ? AND seq = ?))",
+                    stored_now[0],
+                )
             observe_hlc(connection, body["server_hlc"])
+            connection.executemany(
+                "DELETE FROM quarantined_ops WHERE device_id = ? AND seq = ?", stored_now
+            )
             connection.executemany(
                 "INSERT OR REPLACE INTO quarantined_ops"
                 " (device_id, seq, record_id, field, reason, detail, reported_at)"
@@ -252,11 +276,6 @@ class SyncLoop:
                 ],
             )
             store_conflicts(connection, body["conflicts"])
-        self.report.pushed += len(ops)
-        self.report.applied += body["applied"]
-        self.report.duplicate += body["duplicate"]
-        self.report.quarantined += len(body["quarantined"])
-        self.report.conflicts += len(body["conflicts"])
 
     def probe(self) -> bool:
         """After a 410, send the last acknowledged op again: True when the server lost ops.
@@ -264,7 +283,9 @@ class SyncLoop:
         A server restored from a backup answers 410 to a cursor from before the
         restore; it may also have lost ops it had acknowledged. Re-sending the last
         one is a duplicate if the server still holds it, or a seq_gap naming the
-        first seq it lacks, which the next push then resends.
+        first seq it lacks, which the next push then resends. When that op is the
+        only one lost, the server stores it anew, and the reply is stored as any
+        push reply is (its quarantine verdict, its conflicts).
         """
         state = self.store.state()
         rows = self.store.query(
@@ -281,8 +302,9 @@ class SyncLoop:
         except Reregistered:
             return False
         if reply.status == 200:
-            checked("push_response", reply)
-            return False
+            body = checked("push_response", reply)
+            self.store_push_reply([op], body)
+            return body["duplicate"] == 0  # the server had lost it: pull it back
         problem = problem_of(reply)
         if reply.status == 409 and problem.get("code") == "seq_gap":
             self.seq_gap(problem["expected_seq"], problem)

@@ -100,16 +100,21 @@ class ReplicaServer:
         return password
 
     def backup(self) -> ServerState:
-        return copy.deepcopy(self.state)
+        return self.copy_of(self.state)
 
     def restore(self, backup: ServerState) -> None:
         """Go back to a backup, as docs/device.md asks of a restored server: positions
         jump past every one handed out before, and cursors in between answer 410."""
         newest = self.state.replica.position
-        self.state = copy.deepcopy(backup)
+        self.state = self.copy_of(backup)
         restart = newest + 1000
         self.expired.append((self.state.replica.position, restart))
         self.state.replica.position = restart
+
+    def copy_of(self, state: ServerState) -> ServerState:
+        # The replica reads the time through self.wall: the copy keeps reading this
+        # server's clock, as a restored server does, instead of a frozen copy of it.
+        return copy.deepcopy(state, {id(self): self})
 
     def revoke(self, device_id: str) -> None:
         self.state.revoked.add(device_id)

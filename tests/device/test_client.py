@@ -382,6 +382,31 @@ def test_a_server_restore_means_seq_gap_then_snapshot(make_device, server):
     assert view(phone) == view(other)
 
 
+@pytest.mark.parametrize("fields", [1, 2])  # 1: the probe itself resends; 2: a seq_gap
+def test_a_quarantine_the_server_lost_is_forgotten_when_the_op_applies_on_resend(
+    make_device, server, fields
+):
+    phone = make_device("phone", wall=lambda: server.wall_ms + 3_600_000)
+    device_id = phone.state().device_id
+    backup = server.backup()
+    values = {"notes": "from the future", "head_name": "未来"}
+    record_id = phone.create("household", GRID_A, dict(list(values.items())[:fields]))
+    assert phone.sync().quarantined == fields  # clock_ahead
+    server.restore(backup)  # the server loses the ops and their quarantine
+    server.wall_ms += 7_200_000  # by now their HLCs are in the past
+
+    def once_resent(request) -> str | None:
+        held = server.state.replica.acked.get(device_id, 0) == fields
+        return "before" if held and request.method == "GET" else None
+
+    server.fail = once_resent
+    with pytest.raises(ConnectionError):
+        phone.sync()  # 410, snapshot, probe (and resend); no pull has brought them back
+    assert server.state.replica.state()[(record_id, "notes")].value == "from the future"
+    assert phone.record(record_id).values == dict(list(values.items())[:fields])
+    assert [entry for entry in phone.inbox() if entry.source == "push"] == []
+
+
 def test_a_restored_phone_gets_seq_reuse_and_a_new_registration(make_device, server, tmp_path):
     phone, other = make_device("phone"), make_device("other", "worker2")
     record_id = phone.create("household", GRID_A, {"notes": "one"})
