@@ -443,10 +443,14 @@ def _adopt_registration(
                 f"{unsent} ops of {state.username} are not sent yet; sync them before "
                 f"{username} signs in on this device"
             )
-        # Another user's scope: the pulled state, cursor and inbox belong to them.
+        # Another user's scope: the pulled state, cursor and inbox belong to them, and
+        # so do the journal's ops (all acknowledged): none shows over the new user's.
         for table in ("server_fields", "server_records", "inbox", "conflicts", "quarantined_ops"):
             connection.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed table names)
-        connection.execute("UPDATE device SET cursor = 0, snapshot_cursor = NULL, inbox_after = 0")
+        connection.execute(
+            "UPDATE device SET cursor = 0, snapshot_cursor = NULL, inbox_after = 0,"
+            " reflected_op = (SELECT COALESCE(max(id), 0) FROM ops)"
+        )
     # Unsent ops were numbered acked+1, acked+2, …: under the new id they become 1, 2, …
     connection.execute(
         "UPDATE ops SET device_id = ?, seq = seq - ? WHERE device_id = ? AND seq > ?",

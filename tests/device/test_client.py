@@ -359,6 +359,23 @@ def test_registering_another_user_refuses_while_ops_are_unsent(make_device, serv
     assert (phone.state().username, phone.state().cursor) == ("worker2", 0)
 
 
+def test_the_next_user_never_sees_the_previous_users_edits(tmp_path, server):
+    server.add_user("worker3", [GRID_C])
+    phone = open_device(tmp_path / "phone.db", server)
+    phone.register("worker1", server.users["worker1"].password)
+    phone.sync()
+    phone.create("household", GRID_A, {"notes": "worker1's visit"})
+    server.fail = lambda request: "before" if request.path.endswith("/pull") else None
+    with pytest.raises(ConnectionError):
+        phone.sync()  # pushed and acknowledged, but no pull has brought it back
+    server.fail = lambda request: None
+    phone.register("worker3", server.users["worker3"].password)
+    assert phone.records() == []
+    phone.sync()
+    assert phone.records() == []
+    phone.close()
+
+
 def test_a_server_restore_means_seq_gap_then_snapshot(make_device, server):
     phone, other = make_device("phone"), make_device("other", "worker2")
     record_id = phone.create("household", GRID_A, {"notes": "before backup"})
