@@ -18,8 +18,13 @@ EAST = dt.timezone(dt.timedelta(hours=8))
 WEST = dt.timezone(dt.timedelta(hours=-8))
 
 
-def _at(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    return quote(moment.astimezone(zone).isoformat())
+def _around_now(zone: dt.tzinfo) -> tuple[str, str]:
+    """A minute ago and a minute ahead, written in `zone`, for a query string."""
+    now = dt.datetime.now(dt.UTC)
+    return tuple(
+        quote((now + dt.timedelta(minutes=minutes)).astimezone(zone).isoformat())
+        for minutes in (-1, 1)
+    )
 
 
 @pytest.fixture
@@ -31,11 +36,7 @@ def record(world, settings):
 @pytest.mark.parametrize("zone", [dt.UTC, EAST, WEST], ids=["utc", "east", "west"])
 def test_records_and_export_bounds_mean_the_same_instant_in_any_zone(client, world, record, zone):
     admin = world.headers("admin")
-    now = dt.datetime.now(dt.UTC)
-    before, after = (
-        _at(now - dt.timedelta(minutes=1), zone),
-        _at(now + dt.timedelta(minutes=1), zone),
-    )
+    before, after = _around_now(zone)
     listed = client.get(f"/api/v1/records?since={before}&until={after}", headers=admin)
     assert [item["record_id"] for item in listed.get_json()["items"]] == [record]
     assert client.get(f"/api/v1/records?since={after}", headers=admin).get_json()["items"] == []
@@ -52,11 +53,7 @@ def test_records_and_export_bounds_mean_the_same_instant_in_any_zone(client, wor
 @pytest.mark.parametrize("zone", [dt.UTC, EAST, WEST], ids=["utc", "east", "west"])
 def test_audit_event_bounds_mean_the_same_instant_in_any_zone(client, world, record, zone):
     admin = world.headers("admin")
-    now = dt.datetime.now(dt.UTC)
-    before, after = (
-        _at(now - dt.timedelta(minutes=1), zone),
-        _at(now + dt.timedelta(minutes=1), zone),
-    )
+    before, after = _around_now(zone)
     url = f"/api/v1/audit/events?since={before}&until={after}"
     assert client.get(url, headers=admin).get_json()["items"]
     url = f"/api/v1/audit/events?since={after}"
