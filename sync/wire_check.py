@@ -16,7 +16,7 @@ from typing import Any
 from sync.ops import KINDS, WIRE_KEYS
 
 MAX_SAFE_INT = 2**53 - 1
-MAX_FORM_VERSION = 2**31 - 1
+MAX_INT32 = 2**31 - 1  # form versions and grid ids: the server keeps them in INTEGER columns
 MAX_TEXT = 65536
 MAX_LIST = 1000
 MAX_ITEM_TEXT = 1000
@@ -80,7 +80,7 @@ def plain_fields(op: Any) -> tuple | None:
         or type(grid_id) is not int
         or type(version) is not int
         or not (1 <= seq <= MAX_SAFE_INT and 0 <= base <= MAX_SAFE_INT)
-        or not (1 <= grid_id <= MAX_SAFE_INT and 1 <= version <= MAX_FORM_VERSION)
+        or not (1 <= grid_id <= MAX_INT32 and 1 <= version <= MAX_INT32)
         or type(record_id) is not str
         or type(form_id) is not str
         or type(field) is not str
