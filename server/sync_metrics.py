@@ -4,8 +4,11 @@ and push and pull latency."""
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Callable
 
 from prometheus_client import Counter, Histogram
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from sync.messages import PushResult
 
@@ -34,8 +37,13 @@ CHANGES = Counter(
 )
 
 
-def count_push(result: PushResult) -> None:
-    """Count a committed push's outcome."""
+def count_push(session: Session, result: PushResult) -> None:
+    """Count a push's outcome once `session` commits it (nothing if it rolls back: a
+    conflict resolution refused after its edit was pushed stores nothing)."""
+    _on_commit(session, lambda: _count_push(result))
+
+
+def _count_push(result: PushResult) -> None:
     OPS.labels("applied").inc(result.applied)
     OPS.labels("duplicate").inc(result.duplicate)
     OPS.labels("quarantined").inc(len(result.quarantined))
@@ -44,9 +52,14 @@ def count_push(result: PushResult) -> None:
     CONFLICTS.inc(len(result.conflicts))
 
 
-def count_release(released: int, conflicts: int) -> None:
-    RELEASED.inc(released)
-    CONFLICTS.inc(conflicts)
+def count_release(session: Session, released: int, conflicts: int) -> None:
+    """Count a release once `session` commits it."""
+
+    def count() -> None:
+        RELEASED.inc(released)
+        CONFLICTS.inc(conflicts)
+
+    _on_commit(session, count)
 
 
 def count_changes(operation: str, served: int) -> None:
@@ -55,3 +68,21 @@ def count_changes(operation: str, served: int) -> None:
 
 def observe(operation: str, seconds: float) -> None:
     LATENCY.labels(operation).observe(seconds)
+
+
+_PENDING = "fieldsync.sync_metrics.pending"
+
+
+def _on_commit(session: Session, count: Callable[[], None]) -> None:
+    session.info.setdefault(_PENDING, []).append(count)
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    for count in session.info.pop(_PENDING, ()):
+        count()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)

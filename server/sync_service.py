@@ -8,7 +8,6 @@ commits. Every function here appends its audit event in that same transaction.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -161,7 +160,6 @@ def push(
 
     `plain` are the ops' `sync.wire_check.plain_fields` if the caller has them.
     """
-    started = time.perf_counter()
     caller = caller_for(session, device)
     reply = protocol.push(
         session.connection(),
@@ -171,7 +169,6 @@ def push(
         writable_grids(session, caller),
     )
     _after_push(session, device, reply)
-    sync_metrics.observe("push", time.perf_counter() - started)
     return reply
 
 
@@ -184,7 +181,7 @@ def _after_push(session: Session, device: Device, reply: PushReply) -> None:
         _reference_attachments(session, result.stored)
     device.acked_seq = result.acked_seq
     device.last_sync_at = utcnow()
-    sync_metrics.count_push(result)
+    sync_metrics.count_push(session, result)
 
 
 def _reference_attachments(session: Session, stored: list[StoredOp]) -> None:
@@ -215,7 +212,6 @@ def pull(
     snapshot is refused too when a record it sent has left since (the device then
     starts the snapshot over). The store checks a pull cursor for such records itself.
     """
-    started = time.perf_counter()
     caller = caller_for(session, device)
     key = scope_key(caller.scope)
     connection = session.connection()
@@ -241,7 +237,6 @@ def pull(
     reply = handler(connection, caller, request, rules)
     operation = "snapshot" if whole else "pull"
     sync_metrics.count_changes(operation, len(reply.changes))
-    sync_metrics.observe(operation, time.perf_counter() - started)
     return reply
 
 
@@ -386,7 +381,7 @@ def release_quarantined(
             user_id=by_user.id,
             grid_ids=[entry.op.grid_id],
         )
-    sync_metrics.count_release(len(result.released), len(result.conflicts))
+    sync_metrics.count_release(session, len(result.released), len(result.conflicts))
     return result, described
 
 

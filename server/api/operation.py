@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError
 
 from server.errors import ApiError, ErrorCode
+from server.request_body import body_bytes
 from server.request_text import parse_body
 
 JSON = "application/json"
@@ -75,9 +76,11 @@ def require_media_type(*accepted: str) -> None:
 
 
 def json_body() -> Any:
-    """The parsed JSON body; 415 when it is not JSON, 400 when it does not parse."""
+    """The parsed JSON body, gunzipped when sent so; 415 when it is not JSON, 400 when
+    it does not parse, 413 past the request limit once decompressed."""
     require_media_type(JSON)
-    return parse_body(request.get_data())
+    limit = current_app.extensions["fieldsync.settings"].max_request_bytes
+    return parse_body(body_bytes(limit))
 
 
 def load_body(schema: type[Schema]) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+
 from sqlalchemy import select
 
 from server.devices import hash_token
@@ -29,6 +32,25 @@ def test_register_returns_a_token_once_and_stores_only_its_hash(client, world, d
         assert body["token"] not in device.token_hash
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
     assert me.get_json()["username"] == "worker"
+
+
+def test_register_takes_a_gzipped_body_as_devices_send_it(client, world):
+    small = {"username": "worker", "password": PASSWORD, "device_name": "phone"}
+    response = client.post(
+        "/api/v1/devices/register",
+        data=gzip.compress(json.dumps(small).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def test_a_bomb_in_a_gzipped_api_body_is_too_large(client, world, settings):
+    response = client.post(
+        "/api/v1/devices/register",
+        data=gzip.compress(b" " * (settings.max_request_bytes + 1)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert_problem(response, 413, "payload_too_large")
 
 
 def test_register_for_admin_gives_every_grid(client, world):

@@ -223,6 +223,15 @@ def _resolved_events(client, world) -> list:
     return reply.get_json()["items"]
 
 
+def _quarantined_metric(client) -> float:
+    """The ops counted as quarantined on /metrics: counted once their push commits."""
+    name = 'fieldsync_sync_ops_total{outcome="quarantined"}'
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def _ops_count(world) -> int:
     with world.database.session() as session:
         return session.scalar(select(func.count()).select_from(t.ops))
@@ -233,7 +242,7 @@ def test_a_value_the_field_refuses_leaves_the_conflict_open_and_stores_nothing(
 ):
     w = forms_world
     record_id, conflict_id = add_conflict(w, settings, "worker", "S-C1-R1-G1")
-    stored = _ops_count(w)
+    stored, counted = _ops_count(w), _quarantined_metric(client)
     url = f"/api/v1/conflicts/{conflict_id}/resolve"
     reply = client.post(url, json={"value": "not a choice"}, headers=w.headers("supervisor"))
     problem = assert_problem(reply, 422, "validation_failed")
@@ -241,6 +250,7 @@ def test_a_value_the_field_refuses_leaves_the_conflict_open_and_stores_nothing(
     assert "unknown_choice" in problem["detail"]
     assert _ops_count(w) == stored
     assert _resolved_events(client, w) == []
+    assert _quarantined_metric(client) == counted
     detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers("admin")).get_json()
     assert {c["status"] for c in detail["conflicts"] if c["conflict_id"] == conflict_id} == {"open"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -98,6 +99,8 @@ def test_limits_answer_413_and_store_nothing(client, world, database, settings):
         ({"kind": "replace"}, "/ops/0/kind"),
         ({"extra": 1}, "/ops/0"),
         ({"hlc": "8000000000000000"}, "/ops/0/hlc"),
+        ({"grid_id": 2**31}, "/ops/0/grid_id"),
+        ({"form_version": 2**31}, "/ops/0/form_version"),
     ],
 )
 def test_malformed_ops_get_422_naming_the_path(client, world, database, change, path):
@@ -243,3 +246,78 @@ def test_metrics_count_outcomes(client, world):
     assert sample(applied) == before[0] + 1
     assert sample(out_of_range) == before[1] + 1
     assert "fieldsync_sync_duration_seconds_count" in client.get("/metrics").get_data(as_text=True)
+
+
+def _gzip_push(client, worker, body: bytes):
+    return client.post(
+        "/api/v1/sync/push",
+        data=body,
+        headers={**worker.headers, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+
+
+def test_every_gzip_member_is_read_and_trailing_bytes_are_refused(client, world, database):
+    worker = phone(client, world, "worker")
+    op = worker.op(record_id(), "people_met", "x", grid=world.grids["S-C1-R1-G1"])
+    text = json.dumps({"ops": [op]}).encode()
+    half = len(text) // 2
+    garbage = _gzip_push(client, worker, gzip.compress(text) + b"tail")
+    assert checked(garbage, 400, "problem")["code"] == "bad_request"
+    assert stored_count(database) == 0
+    members = gzip.compress(text[:half]) + gzip.compress(text[half:])
+    assert checked(_gzip_push(client, worker, members), 200, "push_response")["applied"] == 1
+
+
+def test_the_limit_holds_across_gzip_members(client, world, database, settings):
+    worker = phone(client, world, "worker")
+    member = gzip.compress(b" " * (settings.max_request_bytes // 2 + 1))
+    response = _gzip_push(client, worker, member + member)
+    assert checked(response, 413, "problem")["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("accept", "zipped"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("notgzip", False),
+        ("identity, gzip;q=0", False),
+    ],
+)
+def test_a_reply_is_gzipped_only_when_gzip_is_accepted(client, world, accept, zipped):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    worker.push([worker.op(record_id(), "services_given", "服务" * 300, grid=grid)])
+    response = client.get(
+        "/api/v1/sync/pull?cursor=0", headers={**worker.headers, "Accept-Encoding": accept}
+    )
+    assert (response.headers.get("Content-Encoding") == "gzip") is zipped
+
+
+@pytest.mark.parametrize("digits", ["²", "١", "1²", "+1", " 1", "1_0"])
+@pytest.mark.parametrize("name", ["cursor", "limit"])
+def test_only_ascii_digits_make_a_number(client, world, name, digits):
+    worker = phone(client, world, "worker")
+    response = client.get(f"/api/v1/sync/pull?{name}={quote(digits)}", headers=worker.headers)
+    problem = checked(response, 422, "problem")
+    assert problem["errors"][0]["path"] == f"/{name}"
+
+
+def test_refused_pushes_are_timed_too(client, world):
+    worker = phone(client, world, "worker")
+    name = 'fieldsync_sync_duration_seconds_count{operation="push"}'
+    before = _sample(client, name)
+    op = worker.op(record_id(), "people_met", "x", grid=world.grids["S-C1-R1-G1"])
+    worker.push([{**op, "seq": 5}], status=409)
+    worker.push([{**op, "seq": 0}], status=422)
+    assert _sample(client, name) == before + 2
+
+
+def _sample(client, name: str) -> float:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
