@@ -6,8 +6,8 @@ streamed a page of records at a time, so an export of any size holds one page in
 memory. Values are written as a spreadsheet reads them best: choices of a
 select_multiple separated by spaces, a point as `latitude longitude altitude
 accuracy` (as ODK exports it), an attachment as its SHA-256, anything else
-structured as JSON. UTF-8 with a byte-order mark, so that spreadsheet programs read
-Chinese text right.
+structured as JSON. Text that a spreadsheet would run as a formula gets a leading `'`.
+UTF-8 with a byte-order mark, so that spreadsheet programs read Chinese text right.
 """
 
 from __future__ import annotations
@@ -40,11 +40,18 @@ RECORD_COLUMNS = (
     "updated_at",
 )
 POINT_KEYS = ("latitude", "longitude", "altitude", "accuracy")
+# What makes Excel or LibreOffice read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def field_columns(version: FormVersion, group: str | None) -> list[str]:
     """The fields holding values at the top level (`group` None) or in one repeat."""
     return [field.name for field in version.value_fields() if field.repeat == group]
+
+
+def text_cell(text: str) -> str:
+    """Text a spreadsheet shows as it is: a leading `'` keeps a formula from running."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def cell(value: Any) -> str:
@@ -54,11 +61,11 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        return text_cell(value)
     if isinstance(value, int | float):
         return json.dumps(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return " ".join(value)
+        return text_cell(" ".join(value))
     if isinstance(value, dict) and isinstance(value.get("sha256"), str):
         return value["sha256"]
     if isinstance(value, dict) and {"latitude", "longitude"} <= value.keys():

@@ -59,6 +59,20 @@ def test_one_row_per_record_and_one_column_per_field(client, forms_world, settin
     assert list(row)[:6] == list(export.RECORD_COLUMNS)
 
 
+def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text(
+    client, forms_world, settings
+):
+    w = forms_world
+    formulas = ['=HYPERLINK("http://evil.example")', "+1+cmd|'/C calc'!A0", "-2+3", "@SUM(1)"]
+    formulas += ["\t=1+1", "\r=1+1"]
+    for text in formulas:
+        add_record(w, settings, "worker", "S-C1-R1-G1", address=text)
+    rows = table(client.get(f"{URL}?form=hazard_check", headers=w.headers("supervisor")))
+    assert sorted(row["address"] for row in rows) == sorted("'" + text for text in formulas)
+    assert export.cell(["-a", "b"]) == "'-a b"
+    assert (export.cell(-2), export.cell(-0.5), export.cell("a=b")) == ("-2", "-0.5", "a=b")
+
+
 def test_a_repeat_exports_its_rows_with_their_parent(client, forms_world, settings):
     w = forms_world
     rid = add_record(w, settings, "worker", "S-C1-R1-G1")
