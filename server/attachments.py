@@ -153,35 +153,17 @@ def _verdict(attachment: Attachment, reader: _CheckingReader) -> ApiError | None
     return None
 
 
-def _accept(
-    session: Session, store: BlobStore, attachment: Attachment, key: str, user: User
-) -> Attachment:
-    store.move(key, stored_key(attachment.sha256))
-    attachment.stored_at = utcnow()
-    session.flush()
-    details = {"size": attachment.size, "content_type": attachment.content_type}
-    record_event(
-        session,
-        Action.ATTACHMENT_UPLOADED,
-        "attachment",
-        attachment.sha256,
-        details,
-        grid_ids=[grid.id for grid in user.grids],
-    )
-    return attachment
-
-
 def receive(
-    session: Session,
-    store: BlobStore,
-    attachment: Attachment,
-    user: User,
-    stream: BinaryIO,
-    max_bytes: int,
-) -> Attachment:
-    """Take uploaded bytes from `stream` through the server, check them, keep them if good."""
+    store: BlobStore, attachment: Attachment, user: User, stream: BinaryIO, max_bytes: int
+) -> str | None:
+    """Take uploaded bytes from `stream` through the server and check them.
+
+    The incoming key holding the checked bytes, or None when the blob is stored
+    already. No database work: the caller ends its transaction first, so that a slow
+    client holds no lock (on SQLite, a transaction holds the write lock).
+    """
     if attachment.stored_at is not None:
-        return attachment
+        return None
     key = incoming_key(attachment.sha256, user.id)
     reader = _CheckingReader(stream, max_bytes)
     try:
@@ -189,19 +171,20 @@ def receive(
     except ApiError:
         store.delete(key)
         raise
-    failure = _verdict(attachment, reader)
-    if failure is not None:
-        store.delete(key)
-        raise failure
-    return _accept(session, store, attachment, key, user)
+    _refuse_failed(store, key, attachment, reader)
+    return key
 
 
-def complete(
-    session: Session, store: BlobStore, attachment: Attachment, user: User, max_bytes: int
-) -> Attachment:
-    """Check bytes the user uploaded straight to the store (presigned PUT), keep them if good."""
+def check_uploaded(
+    store: BlobStore, attachment: Attachment, user: User, max_bytes: int
+) -> str | None:
+    """Check bytes the user uploaded straight to the store (presigned PUT).
+
+    The incoming key holding the checked bytes, or None when the blob is stored
+    already; like `receive`, no database work.
+    """
     if attachment.stored_at is not None:
-        return attachment
+        return None
     key = incoming_key(attachment.sha256, user.id)
     info = store.stat(key)
     if info is None:
@@ -215,14 +198,45 @@ def complete(
             pass
     finally:
         reader.stream.close()
+    _refuse_failed(store, key, attachment, reader)
+    return key
+
+
+def _refuse_failed(
+    store: BlobStore, key: str, attachment: Attachment, reader: _CheckingReader
+) -> None:
     failure = _verdict(attachment, reader)
     if failure is not None:
         store.delete(key)
         raise failure
+
+
+def keep(
+    session: Session, store: BlobStore, sha256: str, key: str | None, user: User
+) -> Attachment:
+    """Store checked bytes under their hash and mark the attachment stored, unless it is."""
+    attachment = session.get(Attachment, sha256, populate_existing=True)
+    if key is None:
+        return attachment
+    if attachment.stored_at is not None:
+        store.delete(key)  # another upload of the same bytes got there first
+        return attachment
     try:
-        return _accept(session, store, attachment, key, user)
+        store.move(key, stored_key(sha256))
     except BlobNotFound:
         raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "the upload vanished; send it again") from None
+    attachment.stored_at = utcnow()
+    session.flush()
+    details = {"size": attachment.size, "content_type": attachment.content_type}
+    record_event(
+        session,
+        Action.ATTACHMENT_UPLOADED,
+        "attachment",
+        sha256,
+        details,
+        grid_ids=[grid.id for grid in user.grids],
+    )
+    return attachment
 
 
 def attachment_grid_ids(session: Session, sha256: str) -> set[int]:

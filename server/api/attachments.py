@@ -6,7 +6,15 @@ from flask import Blueprint, current_app, g, redirect, request, send_file, url_f
 from marshmallow import Schema, fields, validate
 
 from server.api.operation import operation
-from server.attachments import announce, complete, find_stored, receive, stored_key, too_large
+from server.attachments import (
+    announce,
+    check_uploaded,
+    find_stored,
+    keep,
+    receive,
+    stored_key,
+    too_large,
+)
 from server.blobs import blob_store
 from server.db import db_session
 from server.errors import ErrorCode
@@ -47,6 +55,17 @@ class AttachmentOut(Schema):
 
 def _settings():
     return current_app.extensions["fieldsync.settings"]
+
+
+def _end_transaction(session, sha256: str) -> Attachment:
+    """The attachment, read in the transaction of the access check, which then ends.
+
+    Reading or checking the bytes may take minutes; on SQLite an open transaction
+    would hold the database's write lock all that time.
+    """
+    attachment = session.get(Attachment, sha256)
+    session.commit()
+    return attachment
 
 
 @operation(
@@ -106,8 +125,9 @@ def upload_content(sha256: str):
         raise too_large(limit)
     # Beyond this Werkzeug stops reading, also for a body without Content-Length.
     request.max_content_length = limit + 1
-    attachment = session.get(Attachment, sha256)
-    receive(session, blob_store(), attachment, g.user, request.stream, limit)
+    attachment = _end_transaction(session, sha256)
+    key = receive(blob_store(), attachment, g.user, request.stream, limit)
+    attachment = keep(session, blob_store(), sha256, key, g.user)
     session.commit()
     return attachment
 
@@ -126,8 +146,9 @@ def upload_content(sha256: str):
 )
 def complete_upload(sha256: str):
     session = db_session()
-    attachment = session.get(Attachment, sha256)
-    complete(session, blob_store(), attachment, g.user, _settings().max_attachment_bytes)
+    attachment = _end_transaction(session, sha256)
+    key = check_uploaded(blob_store(), attachment, g.user, _settings().max_attachment_bytes)
+    attachment = keep(session, blob_store(), sha256, key, g.user)
     session.commit()
     return attachment
 

@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from urllib.parse import urlparse
 
+import flask
 import pytest
 import requests
 
@@ -164,3 +165,44 @@ def test_a_record_holding_an_attachment_opens_it_to_that_records_scope(
     assert blob_client.get(url, headers=world.headers("supervisor")).status_code == 200
     assert download(blob_client, world, "leader", sha) == JPEG
     assert_problem(blob_client.get(url, headers=world.headers("worker2")), 404, "not_found")
+
+
+class WatchedStore:
+    """A blob store that notes, whenever uploaded bytes are read, whether the request's
+    session is inside a transaction (on SQLite, one holds the database's write lock)."""
+
+    def __init__(self, store) -> None:
+        self.store, self.in_transaction = store, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def put(self, key: str, data, content_type: str = "application/octet-stream") -> None:
+        self.in_transaction.append(flask.g.db_session.in_transaction())
+        self.store.put(key, data, content_type)
+
+    def open(self, key: str):
+        self.in_transaction.append(flask.g.db_session.in_transaction())
+        return self.store.open(key)
+
+
+def test_no_transaction_is_open_while_the_bytes_are_read(blob_client, world):
+    from server.attachments import incoming_key
+    from server.blobs import EXTENSION_KEY, blob_store
+
+    app = blob_client.application
+    with app.app_context():
+        watched = WatchedStore(blob_store())
+    app.extensions[EXTENSION_KEY] = watched
+    body = claim(JPEG)
+    announce(blob_client, world, "worker", body)
+    url = f"/api/v1/attachments/{body['sha256']}/content"
+    reply = blob_client.put(url, data=JPEG, headers=world.headers("worker"))
+    assert reply.status_code == 200, reply.get_json()
+    body = claim(PNG, "image/png")
+    announce(blob_client, world, "worker", body)
+    watched.store.put(incoming_key(body["sha256"], world.users["worker"]), PNG)
+    complete = f"/api/v1/attachments/{body['sha256']}/complete"
+    reply = blob_client.post(complete, headers=world.headers("worker"))
+    assert reply.status_code == 200, reply.get_json()
+    assert watched.in_transaction == [False, False]
