@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.audit.events import Action, record_event
-from server.blobs import BlobNotFound, BlobStore, UploadTarget
+from server.blobs import BlobChanged, BlobNotFound, BlobStore, UploadTarget
 from server.errors import ApiError, ErrorCode
 from server.models import Attachment, AttachmentReference, AttachmentUploader, User, utcnow
 from server.sniff import SNIFF_BYTES, sniff
@@ -118,6 +118,14 @@ def announce(
     return Announced(attachment, target, expires_at)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """Uploaded bytes that passed the checks, still under their incoming key."""
+
+    key: str
+    etag: str | None = None  # the version that was read, where the store keeps versions
+
+
 class _CheckingReader:
     """A stream wrapper that hashes, counts and keeps the head of what passes through."""
 
@@ -155,12 +163,12 @@ def _verdict(attachment: Attachment, reader: _CheckingReader) -> ApiError | None
 
 def receive(
     store: BlobStore, attachment: Attachment, user: User, stream: BinaryIO, max_bytes: int
-) -> str | None:
+) -> Checked | None:
     """Take uploaded bytes from `stream` through the server and check them.
 
-    The incoming key holding the checked bytes, or None when the blob is stored
-    already. No database work: the caller ends its transaction first, so that a slow
-    client holds no lock (on SQLite, a transaction holds the write lock).
+    The checked bytes, or None when the blob is stored already. No database work:
+    the caller ends its transaction first, so that a slow client holds no lock (on
+    SQLite, a transaction holds the write lock).
     """
     if attachment.stored_at is not None:
         return None
@@ -172,16 +180,17 @@ def receive(
         store.delete(key)
         raise
     _refuse_failed(store, key, attachment, reader)
-    return key
+    return Checked(key)
 
 
 def check_uploaded(
     store: BlobStore, attachment: Attachment, user: User, max_bytes: int
-) -> str | None:
+) -> Checked | None:
     """Check bytes the user uploaded straight to the store (presigned PUT).
 
-    The incoming key holding the checked bytes, or None when the blob is stored
-    already; like `receive`, no database work.
+    The checked bytes, or None when the blob is stored already; like `receive`, no
+    database work. The presigned PUT stays valid, so the key may be written again
+    while it is checked: the version read is the one later moved, or nothing is.
     """
     if attachment.stored_at is not None:
         return None
@@ -192,14 +201,17 @@ def check_uploaded(
     if info.size > max_bytes:
         store.delete(key)
         raise too_large(max_bytes)
-    reader = _CheckingReader(store.open(key), max_bytes)
+    try:
+        reader = _CheckingReader(store.open(key, if_match=info.etag), max_bytes)
+    except BlobChanged:
+        raise _changed() from None
     try:
         while reader.read(_CHUNK):
             pass
     finally:
         reader.stream.close()
     _refuse_failed(store, key, attachment, reader)
-    return key
+    return Checked(key, info.etag)
 
 
 def _refuse_failed(
@@ -212,19 +224,21 @@ def _refuse_failed(
 
 
 def keep(
-    session: Session, store: BlobStore, sha256: str, key: str | None, user: User
+    session: Session, store: BlobStore, sha256: str, checked: Checked | None, user: User
 ) -> Attachment:
     """Store checked bytes under their hash and mark the attachment stored, unless it is."""
     attachment = session.get(Attachment, sha256, populate_existing=True)
-    if key is None:
+    if checked is None:
         return attachment
     if attachment.stored_at is not None:
-        store.delete(key)  # another upload of the same bytes got there first
+        store.delete(checked.key)  # another upload of the same bytes got there first
         return attachment
     try:
-        store.move(key, stored_key(sha256))
+        store.move(checked.key, stored_key(sha256), if_match=checked.etag)
     except BlobNotFound:
         raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "the upload vanished; send it again") from None
+    except BlobChanged:
+        raise _changed() from None
     attachment.stored_at = utcnow()
     session.flush()
     details = {"size": attachment.size, "content_type": attachment.content_type}
@@ -237,6 +251,12 @@ def keep(
         grid_ids=[grid.id for grid in user.grids],
     )
     return attachment
+
+
+def _changed() -> ApiError:
+    return ApiError(
+        ErrorCode.UPLOAD_INCOMPLETE, "the upload changed while it was checked; complete it again"
+    )
 
 
 def attachment_grid_ids(session: Session, sha256: str) -> set[int]:

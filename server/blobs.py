@@ -30,10 +30,15 @@ class BlobNotFound(KeyError):
     """No blob is stored under this key."""
 
 
+class BlobChanged(Exception):
+    """The blob under this key is no longer the version asked for (`if_match`)."""
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     size: int
     content_type: str | None
+    etag: str | None = None  # this version of the blob; None where the store keeps none
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes | BinaryIO, content_type: str = ...) -> None: ...
 
-    def open(self, key: str) -> BinaryIO: ...
+    def open(self, key: str, if_match: str | None = None) -> BinaryIO: ...
 
     def read(self, key: str) -> bytes: ...
 
@@ -65,7 +70,7 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def move(self, source: str, target: str) -> None: ...
+    def move(self, source: str, target: str, if_match: str | None = None) -> None: ...
 
     def keys(self, prefix: str = "") -> Iterator[str]: ...
 
@@ -107,7 +112,8 @@ class LocalBlobStore:
             Path(temp).unlink(missing_ok=True)
             raise
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, if_match: str | None = None) -> BinaryIO:
+        """The blob's bytes; local files keep no versions (no etag), so none is matched."""
         try:
             return self._path(key).open("rb")
         except FileNotFoundError:
@@ -127,8 +133,8 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def move(self, source: str, target: str) -> None:
-        """Rename a blob; the target appears whole or not at all."""
+    def move(self, source: str, target: str, if_match: str | None = None) -> None:
+        """Rename a blob; the target appears whole or not at all. No versions to match."""
         destination = self._path(target)
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -186,14 +192,15 @@ class S3BlobStore:
             stream, self.bucket, check_key(key), ExtraArgs={"ContentType": content_type}
         )
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, if_match: str | None = None) -> BinaryIO:
+        """The object's bytes; with `if_match`, only while its ETag is that one."""
         from botocore.exceptions import ClientError
 
+        condition = {} if if_match is None else {"IfMatch": if_match}
         try:
-            reply = self.client.get_object(Bucket=self.bucket, Key=check_key(key))
+            reply = self.client.get_object(Bucket=self.bucket, Key=check_key(key), **condition)
         except ClientError as exc:
-            if _is_missing(exc):
-                raise BlobNotFound(key) from None
+            _raise_for(exc, key)
             raise
         return reply["Body"]
 
@@ -213,22 +220,31 @@ class S3BlobStore:
             if _is_missing(exc):
                 return None
             raise
-        return BlobInfo(size=reply["ContentLength"], content_type=reply.get("ContentType"))
+        return BlobInfo(
+            size=reply["ContentLength"], content_type=reply.get("ContentType"), etag=reply["ETag"]
+        )
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
-    def move(self, source: str, target: str) -> None:
-        """Copy inside the bucket (no bytes through this server), then delete the source."""
+    def move(self, source: str, target: str, if_match: str | None = None) -> None:
+        """Copy inside the bucket (no bytes through this server), then delete the source.
+
+        With `if_match`, the copy happens only while the source's ETag is that one, so
+        what is copied is exactly the version the caller read.
+        """
         from botocore.exceptions import ClientError
 
+        condition = {} if if_match is None else {"CopySourceIfMatch": if_match}
         try:
             self.client.copy(
-                {"Bucket": self.bucket, "Key": check_key(source)}, self.bucket, check_key(target)
+                {"Bucket": self.bucket, "Key": check_key(source)},
+                self.bucket,
+                check_key(target),
+                ExtraArgs=condition,
             )
         except ClientError as exc:
-            if _is_missing(exc):
-                raise BlobNotFound(source) from None
+            _raise_for(exc, source)
             raise
         self.delete(source)
 
@@ -260,9 +276,21 @@ class S3BlobStore:
         self.client.close()
 
 
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _is_missing(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
+    return _error_code(exc) in {"404", "NoSuchKey", "NotFound"}
+
+
+def _raise_for(exc: Exception, key: str) -> None:
+    """Turn S3's answers for a missing or changed object into this module's errors."""
+    if _is_missing(exc):
+        raise BlobNotFound(key) from None
+    # A HEAD answers a bare 412; GetObject and CopyObject name the failed precondition.
+    if _error_code(exc) in {"412", "PreconditionFailed"}:
+        raise BlobChanged(key) from None
 
 
 def make_blob_store(settings: Settings) -> LocalBlobStore | S3BlobStore:

@@ -126,8 +126,8 @@ def upload_content(sha256: str):
     # Beyond this Werkzeug stops reading, also for a body without Content-Length.
     request.max_content_length = limit + 1
     attachment = _end_transaction(session, sha256)
-    key = receive(blob_store(), attachment, g.user, request.stream, limit)
-    attachment = keep(session, blob_store(), sha256, key, g.user)
+    checked = receive(blob_store(), attachment, g.user, request.stream, limit)
+    attachment = keep(session, blob_store(), sha256, checked, g.user)
     session.commit()
     return attachment
 
@@ -147,8 +147,8 @@ def upload_content(sha256: str):
 def complete_upload(sha256: str):
     session = db_session()
     attachment = _end_transaction(session, sha256)
-    key = check_uploaded(blob_store(), attachment, g.user, _settings().max_attachment_bytes)
-    attachment = keep(session, blob_store(), sha256, key, g.user)
+    checked = check_uploaded(blob_store(), attachment, g.user, _settings().max_attachment_bytes)
+    attachment = keep(session, blob_store(), sha256, checked, g.user)
     session.commit()
     return attachment
 

@@ -181,9 +181,9 @@ class WatchedStore:
         self.in_transaction.append(flask.g.db_session.in_transaction())
         self.store.put(key, data, content_type)
 
-    def open(self, key: str):
+    def open(self, key: str, **conditions):
         self.in_transaction.append(flask.g.db_session.in_transaction())
-        return self.store.open(key)
+        return self.store.open(key, **conditions)
 
 
 def test_no_transaction_is_open_while_the_bytes_are_read(blob_client, world):
@@ -206,3 +206,51 @@ def test_no_transaction_is_open_while_the_bytes_are_read(blob_client, world):
     reply = blob_client.post(complete, headers=world.headers("worker"))
     assert reply.status_code == 200, reply.get_json()
     assert watched.in_transaction == [False, False]
+
+
+class ResentWhileChecked(WatchedStore):
+    """A store on which, as the server finishes reading an upload to check it, the
+    device sends other bytes to its still valid presigned URL."""
+
+    def __init__(self, store, target: dict, data: bytes) -> None:
+        super().__init__(store)
+        self.target, self.data = target, data
+
+    def open(self, key: str, **conditions):
+        stream = self.store.open(key, **conditions)
+        close = stream.close
+
+        def close_and_resend() -> None:
+            close()
+            target = self.target
+            requests.put(target["url"], data=self.data, headers=target["headers"], timeout=10)
+
+        stream.close = close_and_resend
+        return stream
+
+
+@pytest.mark.parametrize("blob_backend", ["s3"])
+def test_only_the_checked_version_of_a_direct_upload_is_stored(blob_client, world):
+    from server.blobs import EXTENSION_KEY, blob_store
+
+    body = claim(JPEG)
+    target = announce(blob_client, world, "worker", body).get_json()
+    assert requests.put(target["url"], data=JPEG, headers=target["headers"], timeout=10).ok
+    app = blob_client.application
+    with app.app_context():
+        store = blob_store()
+    forged = JPEG[:-1] + b"\x00"
+    app.extensions[EXTENSION_KEY] = ResentWhileChecked(store, target, forged)
+    complete = f"/api/v1/attachments/{body['sha256']}/complete"
+    assert_problem(
+        blob_client.post(complete, headers=world.headers("worker")), 409, "upload_incomplete"
+    )
+    app.extensions[EXTENSION_KEY] = store
+    meta = blob_client.get(f"/api/v1/attachments/{body['sha256']}", headers=world.headers("worker"))
+    assert meta.get_json()["stored"] is False
+    # Asked again, the server checks what the key holds now.
+    assert_problem(
+        blob_client.post(complete, headers=world.headers("worker")), 422, "hash_mismatch"
+    )
+    assert upload(blob_client, world, "worker", target, JPEG).status_code == 200
+    assert download(blob_client, world, "worker", body["sha256"]) == JPEG

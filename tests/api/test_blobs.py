@@ -7,7 +7,14 @@ import io
 import pytest
 import requests
 
-from server.blobs import BlobNotFound, LocalBlobStore, check_key, make_blob_store
+from server.blobs import (
+    BlobChanged,
+    BlobNotFound,
+    LocalBlobStore,
+    S3BlobStore,
+    check_key,
+    make_blob_store,
+)
 from server.settings import Settings
 
 
@@ -39,6 +46,21 @@ def test_move(blobs):
     assert blobs.stat("incoming/x") is None
     with pytest.raises(BlobNotFound):
         blobs.move("incoming/x", "final/y")
+
+
+def test_s3_opens_and_moves_only_the_version_asked_for(moto_endpoint, s3_bucket):
+    store = S3BlobStore(s3_bucket, "us-east-1", moto_endpoint)
+    store.put("incoming/x", b"checked")
+    checked = store.stat("incoming/x").etag
+    store.put("incoming/x", b"written since")
+    with pytest.raises(BlobChanged):
+        store.open("incoming/x", if_match=checked)
+    with pytest.raises(BlobChanged):
+        store.move("incoming/x", "final/x", if_match=checked)
+    assert store.stat("final/x") is None
+    store.move("incoming/x", "final/x", if_match=store.stat("incoming/x").etag)
+    assert store.read("final/x") == b"written since"
+    store.close()
 
 
 def test_keys_by_prefix(blobs):
