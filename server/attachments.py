@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -39,8 +40,14 @@ def stored_key(sha256: str) -> str:
 
 
 def incoming_key(sha256: str, user_id: int) -> str:
-    """Where one uploader's unchecked bytes land; per user, so uploads never collide."""
+    """Where one uploader's unchecked bytes land by presigned PUT; per user."""
     return f"incoming/{sha256}/{user_id}"
+
+
+def upload_key(sha256: str, user_id: int) -> str:
+    """Where one upload through the server lands: a key of its own, so that two
+    uploads of the same bytes (a device's retry) never share, or move, one file."""
+    return f"{incoming_key(sha256, user_id)}.{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,7 @@ def receive(
     """
     if attachment.stored_at is not None:
         return None
-    key = incoming_key(attachment.sha256, user.id)
+    key = upload_key(attachment.sha256, user.id)
     reader = _CheckingReader(stream, max_bytes)
     try:
         store.put(key, reader, attachment.content_type)

@@ -254,3 +254,40 @@ def test_only_the_checked_version_of_a_direct_upload_is_stored(blob_client, worl
     )
     assert upload(blob_client, world, "worker", target, JPEG).status_code == 200
     assert download(blob_client, world, "worker", body["sha256"]) == JPEG
+
+
+class SentTwice(WatchedStore):
+    """A store on which, as one upload through the server is written, the same user
+    sends the same hash again (a device's retry), here with other bytes."""
+
+    def __init__(self, store, send_again) -> None:
+        super().__init__(store)
+        self.send_again, self.replies = send_again, []
+
+    def put(self, key: str, data, content_type: str = "application/octet-stream") -> None:
+        self.store.put(key, data, content_type)
+        send_again, self.send_again = self.send_again, None
+        if send_again is not None:
+            self.replies.append(send_again())
+
+
+def test_two_uploads_of_one_hash_by_one_user_keep_apart(blob_client, world):
+    from server.blobs import EXTENSION_KEY, blob_store
+
+    body = claim(JPEG)
+    announce(blob_client, world, "worker", body)
+    url = f"/api/v1/attachments/{body['sha256']}/content"
+    forged = JPEG[:-1] + b"\x00"
+    app = blob_client.application
+    with app.app_context():
+        store = blob_store()
+    retry = SentTwice(
+        store, lambda: app.test_client().put(url, data=forged, headers=world.headers("worker"))
+    )
+    app.extensions[EXTENSION_KEY] = retry
+    first = blob_client.put(url, data=JPEG, headers=world.headers("worker"))
+    app.extensions[EXTENSION_KEY] = store
+    assert_problem(retry.replies[0], 422, "hash_mismatch")
+    assert first.status_code == 200, first.get_json()
+    assert download(blob_client, world, "worker", body["sha256"]) == JPEG
+    assert [key for key in store.keys("incoming/")] == []
