@@ -1,10 +1,11 @@
 """Attachments: content-addressed by SHA-256, announced, uploaded, then checked.
 
-An attachment counts only once its bytes are checked: size within the limit and
-equal to the announced size, type sniffed from the bytes and allowed and equal to
-the announced type, SHA-256 equal to the announced hash. Uploads land under an
-`incoming/` key first and move to `attachments/<sha256>` only when they pass, so a
-bad upload can never replace good bytes.
+An attachment counts only once its bytes are checked: size within the limit, SHA-256
+equal to the announced hash, type sniffed from the bytes and allowed. Bytes with the
+hash are the attachment, so its size and type are then taken from them, whatever was
+announced (by anyone: a claim never makes another uploader's bytes fail). Uploads
+land under an `incoming/` key first and move to `attachments/<sha256>` only when they
+pass, so a bad upload can never replace good bytes.
 """
 
 from __future__ import annotations
@@ -113,10 +114,6 @@ def announce(
     attachment = session.get(Attachment, sha256, populate_existing=True)
     if attachment.stored_at is not None:
         return Announced(attachment, None, None)
-    if (attachment.size, attachment.content_type) != (size, content_type):
-        # Someone announced the same hash with another size or type first; the bytes
-        # will decide, so a later correct upload still passes.
-        attachment.size, attachment.content_type = size, content_type
     expires_at = utcnow() + dt.timedelta(seconds=UPLOAD_EXPIRES_SECONDS)
     target = store.upload_target(
         incoming_key(sha256, user.id), content_type, UPLOAD_EXPIRES_SECONDS
@@ -130,6 +127,8 @@ class Checked:
     """Uploaded bytes that passed the checks, still under their incoming key."""
 
     key: str
+    size: int
+    content_type: str  # sniffed from the bytes
     etag: str | None = None  # the version that was read, where the store keeps versions
 
 
@@ -151,19 +150,18 @@ class _CheckingReader:
         return chunk
 
 
-def _verdict(attachment: Attachment, reader: _CheckingReader) -> ApiError | None:
-    if reader.size != attachment.size or reader.digest.hexdigest() != attachment.sha256:
+def _verdict(sha256: str, reader: _CheckingReader) -> ApiError | None:
+    if reader.digest.hexdigest() != sha256:
         return ApiError(
             ErrorCode.HASH_MISMATCH,
-            f"received {reader.size} bytes whose SHA-256 is not the announced one"
-            if reader.digest.hexdigest() != attachment.sha256
-            else f"received {reader.size} bytes, announced {attachment.size}",
+            f"received {reader.size} bytes whose SHA-256 is not the announced one",
         )
     sniffed = sniff(reader.head)
-    if sniffed not in ALLOWED_TYPES or sniffed != attachment.content_type:
+    if sniffed not in ALLOWED_TYPES:
         return ApiError(
             ErrorCode.CONTENT_TYPE_NOT_ALLOWED,
-            f"the bytes are {sniffed or 'of an unknown type'}, announced {attachment.content_type}",
+            f"the bytes are {sniffed or 'of an unknown type'}; "
+            f"accepted types: {', '.join(sorted(ALLOWED_TYPES))}",
         )
     return None
 
@@ -186,8 +184,7 @@ def receive(
     except ApiError:
         store.delete(key)
         raise
-    _refuse_failed(store, key, attachment, reader)
-    return Checked(key)
+    return _judge(store, key, attachment.sha256, reader)
 
 
 def check_uploaded(
@@ -217,17 +214,18 @@ def check_uploaded(
             pass
     finally:
         reader.stream.close()
-    _refuse_failed(store, key, attachment, reader)
-    return Checked(key, info.etag)
+    return _judge(store, key, attachment.sha256, reader, info.etag)
 
 
-def _refuse_failed(
-    store: BlobStore, key: str, attachment: Attachment, reader: _CheckingReader
-) -> None:
-    failure = _verdict(attachment, reader)
+def _judge(
+    store: BlobStore, key: str, sha256: str, reader: _CheckingReader, etag: str | None = None
+) -> Checked:
+    """The bytes read, once checked; a failed upload is deleted and its failure raised."""
+    failure = _verdict(sha256, reader)
     if failure is not None:
         store.delete(key)
         raise failure
+    return Checked(key, reader.size, sniff(reader.head), etag)
 
 
 def keep(
@@ -246,6 +244,7 @@ def keep(
         raise ApiError(ErrorCode.UPLOAD_INCOMPLETE, "the upload vanished; send it again") from None
     except BlobChanged:
         raise _changed() from None
+    attachment.size, attachment.content_type = checked.size, checked.content_type
     attachment.stored_at = utcnow()
     session.flush()
     details = {"size": attachment.size, "content_type": attachment.content_type}

@@ -93,9 +93,23 @@ def test_the_type_is_sniffed_from_the_bytes(blob_client, world):
     assert_problem(
         upload(blob_client, world, "worker", target, html), 422, "content_type_not_allowed"
     )
+    # Bytes with the announced hash are the attachment: their own type is kept.
     mislabelled = announce(blob_client, world, "worker", claim(PNG, "image/jpeg")).get_json()
-    assert_problem(
-        upload(blob_client, world, "worker", mislabelled, PNG), 422, "content_type_not_allowed"
+    stored = upload(blob_client, world, "worker", mislabelled, PNG)
+    assert stored.status_code == 200, stored.get_json()
+    assert stored.get_json()["content_type"] == "image/png"
+
+
+def test_a_later_claim_never_fails_an_earlier_uploaders_bytes(blob_client, world):
+    body = claim(JPEG)
+    target = announce(blob_client, world, "worker", body).get_json()
+    wrong = {**body, "size": len(JPEG) + 1, "content_type": "image/png"}
+    assert announce(blob_client, world, "worker2", wrong).status_code == 201
+    stored = upload(blob_client, world, "worker", target, JPEG)
+    assert stored.status_code == 200, stored.get_json()
+    assert (stored.get_json()["size"], stored.get_json()["content_type"]) == (
+        len(JPEG),
+        "image/jpeg",
     )
 
 
