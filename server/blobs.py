@@ -13,6 +13,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -32,6 +33,10 @@ class BlobNotFound(KeyError):
 
 class BlobChanged(Exception):
     """The blob under this key is no longer the version asked for (`if_match`)."""
+
+
+class BlobStoreUnavailable(Exception):
+    """The store could not be reached, or refused the request (errors.py: 503)."""
 
 
 @dataclass(frozen=True)
@@ -188,20 +193,16 @@ class S3BlobStore:
         import io
 
         stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
-        self.client.upload_fileobj(
-            stream, self.bucket, check_key(key), ExtraArgs={"ContentType": content_type}
-        )
+        with _s3_errors(key):
+            self.client.upload_fileobj(
+                stream, self.bucket, check_key(key), ExtraArgs={"ContentType": content_type}
+            )
 
     def open(self, key: str, if_match: str | None = None) -> BinaryIO:
         """The object's bytes; with `if_match`, only while its ETag is that one."""
-        from botocore.exceptions import ClientError
-
         condition = {} if if_match is None else {"IfMatch": if_match}
-        try:
+        with _s3_errors(key):
             reply = self.client.get_object(Bucket=self.bucket, Key=check_key(key), **condition)
-        except ClientError as exc:
-            _raise_for(exc, key)
-            raise
         return reply["Body"]
 
     def read(self, key: str) -> bytes:
@@ -212,20 +213,18 @@ class S3BlobStore:
             body.close()
 
     def stat(self, key: str) -> BlobInfo | None:
-        from botocore.exceptions import ClientError
-
         try:
-            reply = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as exc:
-            if _is_missing(exc):
-                return None
-            raise
+            with _s3_errors(key):
+                reply = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
+        except BlobNotFound:
+            return None
         return BlobInfo(
             size=reply["ContentLength"], content_type=reply.get("ContentType"), etag=reply["ETag"]
         )
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+        with _s3_errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
 
     def move(self, source: str, target: str, if_match: str | None = None) -> None:
         """Copy inside the bucket (no bytes through this server), then delete the source.
@@ -233,26 +232,22 @@ class S3BlobStore:
         With `if_match`, the copy happens only while the source's ETag is that one, so
         what is copied is exactly the version the caller read.
         """
-        from botocore.exceptions import ClientError
-
         condition = {} if if_match is None else {"CopySourceIfMatch": if_match}
-        try:
+        with _s3_errors(source):
             self.client.copy(
                 {"Bucket": self.bucket, "Key": check_key(source)},
                 self.bucket,
                 check_key(target),
                 ExtraArgs=condition,
             )
-        except ClientError as exc:
-            _raise_for(exc, source)
-            raise
         self.delete(source)
 
     def keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        with _s3_errors(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
 
     def upload_target(self, key: str, content_type: str, expires: int = 900) -> UploadTarget:
         """A presigned PUT; the client must send the same Content-Type."""
@@ -284,13 +279,24 @@ def _is_missing(exc: Exception) -> bool:
     return _error_code(exc) in {"404", "NoSuchKey", "NotFound"}
 
 
-def _raise_for(exc: Exception, key: str) -> None:
-    """Turn S3's answers for a missing or changed object into this module's errors."""
-    if _is_missing(exc):
-        raise BlobNotFound(key) from None
-    # A HEAD answers a bare 412; GetObject and CopyObject name the failed precondition.
-    if _error_code(exc) in {"412", "PreconditionFailed"}:
-        raise BlobChanged(key) from None
+@contextmanager
+def _s3_errors(key: str) -> Iterator[None]:
+    """S3's failures as this module's errors: a missing or changed object, or a store
+    that cannot be reached or refuses (credentials, bucket), which callers cannot fix."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise BlobNotFound(key) from None
+        # A HEAD answers a bare 412; GetObject and CopyObject name the failed precondition.
+        if _error_code(exc) in {"412", "PreconditionFailed"}:
+            raise BlobChanged(key) from None
+        raise BlobStoreUnavailable(f"S3 refused a request for {key!r}") from exc
+    except (BotoCoreError, Boto3Error) as exc:
+        raise BlobStoreUnavailable(f"S3 failed a request for {key!r}") from exc
 
 
 def make_blob_store(settings: Settings) -> LocalBlobStore | S3BlobStore:

@@ -13,8 +13,11 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from server.blobs import BlobStoreUnavailable
+
 PROBLEM_TYPE_BASE = "https://fieldsync.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = 30  # for a service this needs that is down (the blob store)
 
 log = logging.getLogger("fieldsync.errors")
 
@@ -153,6 +156,15 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return problem_response(code, detail, headers=headers)
 
 
+def _handle_blob_store_unavailable(error: BlobStoreUnavailable) -> Response:
+    log.error("blob store unavailable: %s", error, exc_info=error)
+    return problem_response(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        "The file store cannot be reached; try again later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
     return problem_response(ErrorCode.INTERNAL_ERROR, "The server failed; the error was logged.")
@@ -161,4 +173,5 @@ def _handle_unexpected(error: Exception) -> Response:
 def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(BlobStoreUnavailable, _handle_blob_store_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)

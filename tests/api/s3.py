@@ -23,7 +23,7 @@ CREDENTIALS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -42,7 +42,7 @@ def running_moto_server(timeout: float = 30.0) -> Iterator[str]:
     binary = _moto_binary()
     if binary is None:
         unavailable("moto_server", "the moto[server] package is not installed")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [binary, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

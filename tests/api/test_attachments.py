@@ -305,3 +305,25 @@ def test_two_uploads_of_one_hash_by_one_user_keep_apart(blob_client, world):
     assert first.status_code == 200, first.get_json()
     assert download(blob_client, world, "worker", body["sha256"]) == JPEG
     assert [key for key in store.keys("incoming/")] == []
+
+
+def test_an_unreachable_s3_answers_503_with_retry_after(settings, database, world, monkeypatch):
+    from server import create_app
+    from tests.api.s3 import CREDENTIALS, free_port
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    down = settings.replace(
+        blob_backend="s3",
+        s3_bucket="fieldsync-down",
+        s3_region="us-east-1",
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+    )
+    client = create_app(down, database).test_client()
+    body = claim(JPEG)
+    assert announce(client, world, "worker", body).status_code == 201  # presigning is offline
+    reply = client.post(
+        f"/api/v1/attachments/{body['sha256']}/complete", headers=world.headers("worker")
+    )
+    assert_problem(reply, 503, "service_unavailable")
+    assert reply.headers["Retry-After"] == "30"
