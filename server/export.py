@@ -54,6 +54,14 @@ def text_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def point_cell(point: Mapping[str, Any]) -> str:
+    """A point as ODK writes it: `latitude longitude altitude accuracy`, with an altitude
+    of 0 when only the accuracy is known, so that each part keeps its place."""
+    if "accuracy" in point:
+        point = {"altitude": 0, **point}
+    return " ".join(json.dumps(point[key]) for key in POINT_KEYS if key in point)
+
+
 def cell(value: Any) -> str:
     """One value as CSV cell text."""
     if value is None:
@@ -69,7 +77,7 @@ def cell(value: Any) -> str:
     if isinstance(value, dict) and isinstance(value.get("sha256"), str):
         return value["sha256"]
     if isinstance(value, dict) and {"latitude", "longitude"} <= value.keys():
-        return " ".join(json.dumps(value[key]) for key in POINT_KEYS if key in value)
+        return point_cell(value)
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 

@@ -51,7 +51,7 @@ def test_one_row_per_record_and_one_column_per_field(client, forms_world, settin
     assert (row["record_id"], row["grid_id"], row["form_version"]) == (rid, str(grid_id), "1")
     assert row["address"] == '王芳家, "12号"'
     assert row["severity"] == "low"
-    assert row["location"] == "39.9 116.4 5"
+    assert row["location"] == "39.9 116.4 0 5"
     assert row["categories"] == "gas"
     assert row["description"] == ""
     assert row["review_status"] == "pending"
@@ -71,6 +71,15 @@ def test_text_a_spreadsheet_would_run_as_a_formula_is_written_as_text(
     assert sorted(row["address"] for row in rows) == sorted("'" + text for text in formulas)
     assert export.cell(["-a", "b"]) == "'-a b"
     assert (export.cell(-2), export.cell(-0.5), export.cell("a=b")) == ("-2", "-0.5", "a=b")
+
+
+def test_each_part_of_a_point_keeps_its_place():
+    point = {"latitude": 39.9, "longitude": 116.4}
+    assert export.cell(point) == "39.9 116.4"
+    assert export.cell({**point, "altitude": 5}) == "39.9 116.4 5"
+    assert export.cell({**point, "accuracy": 5}) == "39.9 116.4 0 5"
+    assert export.cell({**point, "altitude": 50, "accuracy": 5}) == "39.9 116.4 50 5"
+    assert export.cell({"latitude": -33.9, "longitude": 18.4}) == "-33.9 18.4"
 
 
 def test_a_repeat_exports_its_rows_with_their_parent(client, forms_world, settings):
