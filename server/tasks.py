@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from server.settings import Settings
 
@@ -44,19 +44,40 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
 
 
 def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -> None:
-    """Queue `task` to be sent when `session` commits; dropped if it rolls back."""
-    pending: list[Callable[[], Any]] = session.info.setdefault(_PENDING, [])
-    pending.append(lambda: task.delay(*args, **kwargs))
+    """Queue `task` to be sent when `session` commits.
+
+    It is dropped when the transaction it was queued in rolls back, or the savepoint
+    (`begin_nested`) it was queued in: a savepoint rolled back inside a transaction
+    that then commits keeps what was queued before it.
+    """
+    pending: list[tuple[SessionTransaction | None, Callable[[], Any]]]
+    pending = session.info.setdefault(_PENDING, [])
+    queued_in = session.get_nested_transaction() or session.get_transaction()
+    pending.append((queued_in, lambda: task.delay(*args, **kwargs)))
     if not event.contains(session, "after_commit", _send_pending):
         event.listen(session, "after_commit", _send_pending)
         event.listen(session, "after_soft_rollback", _drop_pending)
 
 
 def _send_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    for send in pending:
+    for _queued_in, send in session.info.pop(_PENDING, []):
         send()
 
 
-def _drop_pending(session: Session, _previous_transaction) -> None:
-    session.info.pop(_PENDING, None)
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending = session.info.get(_PENDING, [])
+    session.info[_PENDING] = [
+        (queued_in, send)
+        for queued_in, send in pending
+        if not _inside(queued_in, previous_transaction)
+    ]
+
+
+def _inside(queued_in: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    """True when a task queued in `queued_in` belongs to the `ended` transaction."""
+    while queued_in is not None:
+        if queued_in is ended:
+            return True
+        queued_in = queued_in.parent
+    # Queued before any transaction began, or in one that is over: the outermost's.
+    return ended.parent is None

@@ -43,6 +43,20 @@ def test_task_is_dropped_when_the_transaction_rolls_back(app, database):
     assert seen == []
 
 
+def test_a_rolled_back_savepoint_drops_only_what_it_queued(app, database):
+    record, seen, _done = make_recorder(app.extensions["celery"], "tests.record_savepoint")
+    with database.sessions() as session:
+        session.add(Grid(code="T3", name="t", level="street", path="/"))
+        send_after_commit(session, record, "before")
+        savepoint = session.begin_nested()
+        send_after_commit(session, record, "inside")
+        savepoint.rollback()
+        with session.begin_nested():
+            send_after_commit(session, record, "released")
+        session.commit()
+    assert [value for value, _app in seen] == ["before", "released"]
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
 def test_task_travels_through_redis_to_a_worker(settings, database):
