@@ -84,7 +84,11 @@ class BlobStore(Protocol):
     ) -> UploadTarget | None: ...
 
     def download_url(
-        self, key: str, expires: int = 300, filename: str | None = None
+        self,
+        key: str,
+        expires: int = 300,
+        filename: str | None = None,
+        content_type: str | None = None,
     ) -> str | None: ...
 
     def close(self) -> None: ...
@@ -161,7 +165,13 @@ class LocalBlobStore:
         """Local storage has no direct upload; the bytes go through the server."""
         return None
 
-    def download_url(self, key: str, expires: int = 300, filename: str | None = None) -> None:
+    def download_url(
+        self,
+        key: str,
+        expires: int = 300,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
         return None
 
     def close(self) -> None:
@@ -259,11 +269,20 @@ class S3BlobStore:
         )
         return UploadTarget(method="PUT", url=url, headers={"Content-Type": content_type})
 
-    def download_url(self, key: str, expires: int = 300, filename: str | None = None) -> str:
-        """A presigned GET, optionally asking the browser to save under `filename`."""
+    def download_url(
+        self,
+        key: str,
+        expires: int = 300,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str:
+        """A presigned GET, optionally asking the browser to save under `filename`, and
+        served as `content_type` (what the bytes are, whatever the uploader declared)."""
         params = {"Bucket": self.bucket, "Key": check_key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        if content_type:
+            params["ResponseContentType"] = content_type
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
     def close(self) -> None:

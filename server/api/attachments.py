@@ -169,7 +169,9 @@ def get_attachment(sha256: str):
 def download(sha256: str):
     attachment = find_stored(db_session(), sha256)
     store = blob_store()
-    url = store.download_url(stored_key(sha256), filename=f"{sha256}")
+    url = store.download_url(
+        stored_key(sha256), filename=sha256, content_type=attachment.content_type
+    )
     if url is not None:
         return redirect(url, code=302)
     response = send_file(

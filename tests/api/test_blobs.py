@@ -100,10 +100,11 @@ def test_presigned_urls_work_over_real_http(blobs, blob_backend):
     reply = requests.put(target.url, data=b"\xff\xd8\xffdata", headers=target.headers, timeout=10)
     assert reply.status_code == 200, reply.text
     assert blobs.read("attachments/photo") == b"\xff\xd8\xffdata"
-    url = blobs.download_url("attachments/photo", filename="photo.jpg")
+    url = blobs.download_url("attachments/photo", filename="photo.jpg", content_type="image/png")
     fetched = requests.get(url, timeout=10)
     assert fetched.content == b"\xff\xd8\xffdata"
     assert "photo.jpg" in fetched.headers["Content-Disposition"]
+    assert fetched.headers["Content-Type"] == "image/png"
 
 
 def test_settings_choose_the_backend(tmp_path, moto_endpoint, s3_bucket):
