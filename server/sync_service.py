@@ -34,7 +34,7 @@ from sync.reasons import Reason, Verdict
 from sync.store import conflict_rows, ingest, positions, reading
 from sync.store.release import release
 from sync.store.sql import insert_rows
-from sync.store.tables import conflicts, records
+from sync.store.tables import conflicts, op_releases, records
 
 SHA256_HEX = 64
 NO_DUPLICATES = "ON CONFLICT DO NOTHING"
@@ -371,18 +371,34 @@ def release_quarantined(
     that is not quarantined, or a form_mismatch op.
     """
     result, described = release(session.connection(), list(op_ids), by_user.id)
+    released_at = _release_times(session, [entry.position for entry in result.released])
     for entry in result.released:
         record_event(
             session,
             Action.QUARANTINE_RELEASED,
             "op",
             f"{entry.op.device_id}#{entry.op.seq}",
-            {"record_id": entry.op.record_id, "field": entry.op.field, "position": entry.position},
+            {
+                "record_id": entry.op.record_id,
+                "field": entry.op.field,
+                "position": entry.position,
+                "released_at": released_at[entry.position],
+            },
             user_id=by_user.id,
             grid_ids=[entry.op.grid_id],
         )
     sync_metrics.count_release(session, len(result.released), len(result.conflicts))
     return result, described
+
+
+def _release_times(session: Session, op_positions: list[int]) -> dict[int, Any]:
+    """The release time of each op as its `op_releases` row holds it (verify compares them)."""
+    rows = session.execute(
+        select(op_releases.c.op_position, op_releases.c.released_at).where(
+            op_releases.c.op_position.in_(op_positions)
+        )
+    )
+    return dict(rows.tuples().all())
 
 
 def conflict_details(session: Session, conflict_ids: Iterable[int]) -> list[dict[str, Any]]:

@@ -4,8 +4,9 @@ One pass over `audit_events` in id order checks each event's link (its prev_hash
 the previous event's hash) and its hash. Push events are gathered into windows of
 bounded size; each window's ops are read back with one statement and hashed. After
 the walk the chain head row must name the last event, and (on a full walk) every
-stored op must lie inside some push event's range. Memory holds one window and one
-number per device, whatever the size of the trail.
+stored op must lie inside some push event's range and the `op_releases` rows must be
+exactly the releases the `quarantine.released` events state. Memory holds one window,
+one number per device and one entry per release, whatever the number of ops.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from sqlalchemy import Connection, func, select
 
 from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes, new_ops_digest
 from server.audit.covered_ops import OpRange, digest_ranges, select_lines, utc_text
+from server.audit.covered_releases import (
+    Mismatch,
+    Release,
+    first_mismatch,
+    stated_release,
+    stored_releases,
+)
 from server.audit.driver import stream
 from server.audit.events import HEAD_ID, Action
 from server.models import AuditChainHead, AuditEvent
@@ -26,13 +34,15 @@ from sync.store.tables import ops
 
 WINDOW_OPS = 20_000
 WINDOW_PUSHES = 256
+_PUSH = str(Action.SYNC_PUSH)
+_COVERING = frozenset((_PUSH, str(Action.QUARANTINE_RELEASED)))
 
 
 @dataclass(frozen=True)
 class Break:
     """The first place where the trail does not hold."""
 
-    kind: str  # hash | link | missing | head | ops | continuity | uncovered_op | anchor
+    kind: str  # hash | link | missing | head | ops | continuity | uncovered_op | release | anchor
     event_id: int | None
     expected: str | None
     found: str | None
@@ -103,6 +113,7 @@ class _Walk:
         self.report = Report()
         self.window = _Window()
         self.covered: dict[str, int] = {}
+        self.releases: dict[int, Release] = {}
         self.full = True
         self.anchor_after_walk: Anchor | None = None
 
@@ -121,7 +132,7 @@ class _Walk:
         broken = broken or self._check_head(head)
         broken = broken or self._check_anchors_after()
         if broken is None and self.full:
-            broken = self._check_uncovered_ops()
+            broken = self._check_uncovered_ops() or self._check_releases()
         report.broken = broken
         return report
 
@@ -167,7 +178,6 @@ class _Walk:
         expected_id = first_id
         anchors = iter(a for a in self.anchors if a.event_id >= first_id)
         anchor = next(anchors, None)
-        push = str(Action.SYNC_PUSH)
         rows = stream(self.connection, statement)
         for event_id, at, user_id, device_id, action, kind, target, details, prev, stored in rows:
             if event_id != expected_id:
@@ -201,8 +211,8 @@ class _Walk:
                     return self._earlier_ops_break() or _anchor_break(anchor, computed)
                 report.anchors += 1
                 anchor = next(anchors, None)
-            if action == push:
-                broken = self._add_push(event_id, target, details)
+            if action in _COVERING:
+                broken = self._add_covering(event_id, action, user_id, target, details)
                 if broken is not None:
                     return broken
             prev_hash = computed
@@ -232,6 +242,33 @@ class _Walk:
         self.window.ops += int(details["count"])
         if self.window.ops >= WINDOW_OPS or len(self.window.pushes) >= WINDOW_PUSHES:
             return self._flush()
+        return None
+
+    def _add_covering(
+        self, event_id: int, action: str, user_id: int | None, target: str, details: str
+    ) -> Break | None:
+        """Note the ops a push event covers, or the release a release event states."""
+        if action == _PUSH:
+            return self._add_push(event_id, target, details)
+        return self._add_release(event_id, user_id, details)
+
+    def _add_release(self, event_id: int, user_id: int | None, details: str) -> Break | None:
+        try:
+            release = stated_release(event_id, user_id, details)
+        except ValueError as exc:
+            return self._earlier_ops_break() or Break(
+                "release", event_id, None, None, f"release event {event_id}: {exc}"
+            )
+        earlier = self.releases.setdefault(release.position, release)
+        if earlier is not release:
+            return self._earlier_ops_break() or Break(
+                "release",
+                event_id,
+                None,
+                release.describe(),
+                f"release event {event_id} releases position {release.position} again "
+                f"(event {earlier.event_id} did)",
+            )
         return None
 
     def _earlier_ops_break(self) -> Break | None:
@@ -317,6 +354,14 @@ class _Walk:
             rows.close()
         return None
 
+    def _check_releases(self) -> Break | None:
+        rows = stored_releases(self.connection)
+        try:
+            mismatch = first_mismatch(self.releases, rows)
+        finally:
+            rows.close()
+        return None if mismatch is None else _release_break(mismatch)
+
     def _uncovered(self, device_id: str, covered: int) -> Break:
         row = self.connection.execute(
             select_lines(self.connection.dialect.name)
@@ -336,6 +381,19 @@ class _Walk:
             f"op seq {row.seq} of device {device_id} (position {row.position}) is not "
             "covered by any push event",
         )
+
+
+def _release_break(mismatch: Mismatch) -> Break:
+    stated, stored = mismatch.stated, mismatch.stored
+    expected = None if stated is None else stated.describe()
+    found = None if stored is None else stored.describe()
+    if stored is None:
+        detail = f"the release of position {stated.position} (event {stated.event_id}) is missing"
+    elif stated is None:
+        detail = f"op_releases holds a release of position {stored.position} that no event states"
+    else:
+        detail = f"the release of position {stored.position} differs from event {stated.event_id}"
+    return Break("release", None if stated is None else stated.event_id, expected, found, detail)
 
 
 def _anchor_break(anchor: Anchor, found: str | None) -> Break:

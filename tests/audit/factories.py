@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from server.audit import record_push
+from server.audit import Action, record_event, record_push
 from server.db import Database
 from sync.ops import StoredOp
 from sync.store.tables import op_releases, ops
@@ -95,6 +95,10 @@ def store_replica_push(
 
 
 def store_release(database: Database, op_positions: Iterable[int], at: dt.datetime) -> None:
+    """Release the ops at these positions as user 1, with the events verify expects."""
     rows = [{"op_position": p, "released_by": 1, "released_at": at} for p in op_positions]
     with database.session() as session:
         session.execute(insert(op_releases), rows)
+        for row in rows:
+            details = {"position": row["op_position"], "released_at": at}
+            record_event(session, Action.QUARANTINE_RELEASED, "op", row["op_position"], details, 1)

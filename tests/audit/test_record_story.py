@@ -81,6 +81,7 @@ def test_the_release_shows_in_the_history_of_its_record(client, forms_world, set
         ("no_such_field", "applied", w.users["admin"])
     ]
     assert [e["action"] for e in history["events"]] == ["quarantine.released"]
+    assert verify(w.database).ok
 
 
 def test_a_retried_push_appends_no_second_event(forms_world, settings, database):
