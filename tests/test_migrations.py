@@ -171,7 +171,7 @@ def test_values_stored_before_0010_keep_their_numbers_and_audit_lines(empty_data
     and the same canonical lines the audit chain hashed."""
     from sqlalchemy import text
 
-    from server.audit.covered_ops import select_lines
+    from server.audit.covered_ops import op_lines
 
     database = empty_database
     upgrade(database.engine, "0009")
@@ -201,11 +201,11 @@ def test_values_stored_before_0010_keep_their_numbers_and_audit_lines(empty_data
             for statement in (op_row, state_row):
                 connection.execute(text(statement), {"n": n, "field": f"f{n}", "value": value})
         before = stored(connection)
-        lines = connection.execute(select_lines(database.engine.dialect.name)).all()
+        lines = op_lines(connection)
     upgrade(database.engine)
     with database.engine.begin() as connection:
         assert stored(connection) == before
-        assert connection.execute(select_lines(database.engine.dialect.name)).all() == lines
+        assert op_lines(connection) == lines
         connection.execute(text(op_row), {"n": 9, "field": "f9", "value": "2.0"})
         assert connection.execute(text(f"SELECT {shown} FROM ops WHERE position = 9")).one() == (
             "2.0",

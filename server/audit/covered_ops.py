@@ -1,18 +1,17 @@
 """The stored ops a push event covers: their canonical lines, built in SQL, and digests.
 
 The sync store's `ops` table is append-only, so every column of a stored op is
-covered. The database builds each op's canonical line itself (the format of
+covered. PostgreSQL builds each op's canonical line itself (the format of
 `chain.op_line`: length-prefixed text, the value's JSON text exactly as stored, the
-arrival time as explicit UTC text), so verify fetches one short string per op and
-only hashes it. `record_push` hashes the rows a push has just written (`digest_rows`)
-where the database keeps them exactly as written, and otherwise reads the lines back
-through the same expression.
+arrival time as explicit UTC text) and hashes it. SQLite's `printf` and `length`
+stop at a NUL, so there the columns come to Python (the value as its text, the time
+as UTC text) and their lines are written out by `_line_texts`, the function that
+hashes the rows a push has just written (`digest_rows`).
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 
 from server.audit.chain import NULL_FIELD, format_time, new_ops_digest
-from server.audit.driver import BATCH
+from server.audit.driver import BATCH, stream
 from sync.store.tables import ops
 
 # Order and kinds are part of the canonical form: never change them.
@@ -103,74 +102,95 @@ def _sqlite_time_parts(column: ColumnElement) -> list[ColumnElement]:
     ]
 
 
-def op_line_sql(dialect: str) -> ColumnElement:
-    """The SQL expression of an op's canonical line (see `chain.op_line`).
+def op_line_sql() -> ColumnElement:
+    """PostgreSQL's expression of an op's canonical line (see `chain.op_line`).
 
-    One `format` call (`printf` on SQLite) with `%s` for every piece: both print
-    integers in decimal and text as is, so both backends build the same line. SQLite
-    needs no casts (its values print as text already), and every cast there costs a
-    function call per op.
+    One `format` call with `%s` for every piece: it prints integers in decimal and
+    text as is, NUL-free on PostgreSQL.
     """
-    postgres = dialect == "postgresql"
     pattern, arguments = [], []
     for name, kind in COVERED:
         column = ops.c[name]
         if kind == "int":
             pattern.append("%s|")
             arguments.append(column)
-        elif kind == "time" and postgres:
-            pattern.append("%s|")
-            arguments.append(utc_text(column, dialect))
         elif kind == "time":
-            pattern.append("%sT%s.%.6sZ|")
-            arguments += _sqlite_time_parts(column)
+            pattern.append("%s|")
+            arguments.append(utc_text(column, "postgresql"))
         elif not column.nullable:
             pattern.append("%s:%s|")
             arguments += [func.length(column), column]
         else:
-            content = cast(column, Text) if postgres else column
-            length = cast(func.length(content), Text) if postgres else func.length(content)
-            framed = length.concat(_sql_text(":")).concat(content)
+            content = cast(column, Text)
+            framed = cast(func.length(content), Text).concat(_sql_text(":")).concat(content)
             pattern.append("%s|")
             arguments.append(func.coalesce(framed, _sql_text(NULL_FIELD)))
-    template = _sql_text("".join(pattern) + "\n")
-    build = func.format if postgres else func.printf
-    return build(template, *arguments)
+    return func.format(_sql_text("".join(pattern) + "\n"), *arguments)
 
 
-def select_lines(dialect: str) -> Any:
-    """SELECT device_id, seq, grid_id, canonical line FROM ops (add WHERE and ORDER)."""
-    return select(ops.c.device_id, ops.c.seq, ops.c.grid_id, op_line_sql(dialect).label("line"))
+def line_columns(dialect: str) -> list[ColumnElement]:
+    """The covered columns in order, as a line prints them: the value as its stored
+    text (a number kept by SQLite before migration 0010 as SQLite prints it), the
+    time as `format_time` text."""
+    columns = []
+    for name, kind in COVERED:
+        column = ops.c[name]
+        if kind == "time":
+            column = utc_text(column, dialect)
+        elif name == "value":
+            column = cast(column, Text)
+        columns.append(column)
+    return columns
+
+
+def op_lines(connection: Connection, *criteria: ColumnElement) -> list[str]:
+    """The canonical lines of the ops matching `criteria`, by device and seq, as verify
+    hashes them."""
+    order = (ops.c.device_id, ops.c.seq)
+    if connection.dialect.name == "postgresql":
+        statement = select(op_line_sql()).where(*criteria).order_by(*order)
+        return list(connection.scalars(statement))
+    statement = select(*line_columns("sqlite")).where(*criteria).order_by(*order)
+    return list(_line_texts(stream(connection, statement), set()))
 
 
 def digest_rows(rows: Iterable[Sequence[Any]]) -> RangeDigest:
-    """Hash `ops` rows (COVERED order, in seq order) as written, without reading them back.
+    """Hash `ops` rows (COVERED order, in seq order) without reading them back.
 
-    Each row's line is `chain.op_line` of its values, written out here because this
-    runs for every op of every push (a test holds the two to the same text); the
-    texts a push repeats (device, form, record, field, kind, time) are framed once.
-    Only for rows as a backend keeps them verbatim: PostgreSQL's json column holds
-    each value's text as sent, and its timestamps hold the microseconds `format_time`
-    prints.
+    For the rows a push has just written, where a backend keeps them verbatim:
+    PostgreSQL's json column holds each value's text as sent, and its timestamps hold
+    the microseconds `format_time` prints; SQLite keeps a value's text since 0010.
+    Also for SQLite's rows read back by `line_columns`.
     """
     digest, count, grids = new_ops_digest(), 0, set()
-    framed, times = _Framed(), _Times()
     lines: list[str] = []
-    for row in rows:
-        (position, device, seq, user, record, form, version, grid, field, kind) = row[:10]
-        value, hlc, base, reason, detail, received = row[10:]
-        lines.append(
-            f"{position}|{framed[device]}|{seq}|{user}|{framed[record]}|{framed[form]}|"
-            f"{version}|{grid}|{framed[field]}|{framed[kind]}|{_framed(value)}|{hlc}|{base}|"
-            f"{framed[reason]}|{framed[detail]}|{times[received]}|\n"
-        )
-        grids.add(grid)
+    for line in _line_texts(rows, grids):
+        lines.append(line)
         count += 1
         if len(lines) >= BATCH:
             digest.update("".join(lines).encode())
             lines.clear()
     digest.update("".join(lines).encode())
     return RangeDigest(count, digest.hexdigest(), grids)
+
+
+def _line_texts(rows: Iterable[Sequence[Any]], grids: set[int]) -> Iterator[str]:
+    """Each row's `chain.op_line`, noting its grid in `grids`.
+
+    Written out here because this runs for every op of every push and every op
+    verify reads on SQLite (a test holds the two to the same text); the texts a push
+    repeats (device, form, record, field, kind, time) are framed once.
+    """
+    framed, times = _Framed(), _Times()
+    for row in rows:
+        (position, device, seq, user, record, form, version, grid, field, kind) = row[:10]
+        value, hlc, base, reason, detail, received = row[10:]
+        grids.add(grid)
+        yield (
+            f"{position}|{framed[device]}|{seq}|{user}|{framed[record]}|{framed[form]}|"
+            f"{version}|{grid}|{framed[field]}|{framed[kind]}|{_framed(value)}|{hlc}|{base}|"
+            f"{framed[reason]}|{framed[detail]}|{times[received]}|\n"
+        )
 
 
 class _Framed(dict):
@@ -182,10 +202,10 @@ class _Framed(dict):
 
 
 class _Times(dict):
-    """Each time's `format_time` text, made on first use."""
+    """Each time's `format_time` text, made on first use (text is that already)."""
 
     def __missing__(self, moment: Any) -> str:
-        self[moment] = made = format_time(moment)
+        self[moment] = made = moment if isinstance(moment, str) else format_time(moment)
         return made
 
 
@@ -195,11 +215,11 @@ def _framed(text: str | None) -> str:
 
 def digest_range(connection: Connection, op_range: OpRange) -> RangeDigest:
     """Hash the stored ops of one range, in seq order, with their grids (the push path)."""
-    return _digest_one(connection, op_range, with_grids=True)
+    return _digest_one(connection, op_range)
 
 
-def _digest_one(connection: Connection, op_range: OpRange, *, with_grids: bool) -> RangeDigest:
-    """One range through SQL compiled once: hashed by PostgreSQL, or lines for Python."""
+def _digest_one(connection: Connection, op_range: OpRange) -> RangeDigest:
+    """One range through SQL compiled once: hashed by PostgreSQL, or rows for Python."""
     sql, names = _one_range_sql(connection.dialect)
     given = {
         "device_id": op_range.device_id,
@@ -213,22 +233,15 @@ def _digest_one(connection: Connection, op_range: OpRange, *, with_grids: bool) 
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.execute(sql, tuple(given[name] for name in names))
-        digest, count = new_ops_digest(), 0
-        while batch := cursor.fetchmany(BATCH):
-            # One join and one update per batch: the lines never pass a Python loop.
-            digest.update("".join(map(_first, batch)).encode())
-            count += len(batch)
-        grids: set[int] = set()
-        if with_grids:
-            cursor.execute(_SQLITE_GRIDS, (op_range.device_id, op_range.seq_from, op_range.seq_to))
-            grids = {grid for (grid,) in cursor.fetchall()}
+        return digest_rows(_fetched(cursor))
     finally:
         cursor.close()
-    return RangeDigest(count, digest.hexdigest(), grids)
 
 
-_first = operator.itemgetter(0)
-_SQLITE_GRIDS = "SELECT DISTINCT grid_id FROM ops WHERE device_id = ? AND seq BETWEEN ? AND ?"
+def _fetched(cursor: Any) -> Iterator[Sequence[Any]]:
+    """A driver cursor's rows, fetched a batch at a time."""
+    while batch := cursor.fetchmany(BATCH):
+        yield from batch
 
 
 _ONE_RANGE_SQL: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
@@ -251,16 +264,14 @@ def _compile_one_range(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     )
     where = and_(ops.c.device_id == device, ops.c.seq.between(low, high))
     if dialect_name == "postgresql":
-        joined = func.string_agg(
-            op_line_sql(dialect_name), aggregate_order_by(_sql_text(""), ops.c.seq)
-        )
+        joined = func.string_agg(op_line_sql(), aggregate_order_by(_sql_text(""), ops.c.seq))
         statement = select(
             func.count(),
             _hex_sha256(joined),
             func.array_agg(distinct(ops.c.grid_id)),
         ).where(where)
     else:
-        statement = select(op_line_sql(dialect_name)).where(where).order_by(ops.c.seq)
+        statement = select(*line_columns(dialect_name)).where(where).order_by(ops.c.seq)
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or compiled.params)
     if set(names) != {"device_id", "seq_from", "seq_to"}:
@@ -279,15 +290,15 @@ def digest_ranges(connection: Connection, ranges: list[OpRange]) -> dict[OpRange
 
     PostgreSQL hashes in the database: one statement joins the ranges to their ops and
     gives, per range, SHA-256 over its lines concatenated in seq order (the very bytes
-    Python would hash), the count and the grids. SQLite has no SHA-256: each range's
-    lines come to Python in batches (an in-process query costs next to nothing).
-    Verify needs no grids, so SQLite skips them here.
+    Python would hash), the count and the grids. SQLite has no SHA-256 (and no exact
+    `printf` of a text holding a NUL): each range's rows come to Python in batches
+    (an in-process query costs next to nothing) and their lines are written there.
     """
     if not ranges:
         return {}
     if connection.dialect.name == "postgresql":
         return _digest_in_postgres(connection, ranges)
-    return {r: _digest_one(connection, r, with_grids=False) for r in ranges}
+    return {r: _digest_one(connection, r) for r in ranges}
 
 
 def _digest_in_postgres(
@@ -300,7 +311,7 @@ def _digest_in_postgres(
         column("seq_to", BigInteger),
         name="wanted",
     ).data([(n, r.device_id, r.seq_from, r.seq_to) for n, r in enumerate(ranges)])
-    line = op_line_sql("postgresql")
+    line = op_line_sql()
     present = ops.c.seq.is_not(None)  # the outer join's empty row is no op
     joined = func.string_agg(line, aggregate_order_by(_sql_text(""), ops.c.seq)).filter(present)
     digest = _hex_sha256(joined)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, select
 
 from server.audit.chain import GENESIS_HASH, chain_hash, event_bytes, new_ops_digest
-from server.audit.covered_ops import OpRange, digest_ranges, select_lines, utc_text
+from server.audit.covered_ops import OpRange, digest_ranges, op_lines, utc_text
 from server.audit.covered_releases import (
     Mismatch,
     Release,
@@ -364,15 +364,14 @@ class _Walk:
 
     def _uncovered(self, device_id: str, covered: int) -> Break:
         row = self.connection.execute(
-            select_lines(self.connection.dialect.name)
-            .add_columns(ops.c.position)
+            select(ops.c.seq, ops.c.position)
             .where(ops.c.device_id == device_id)
             .where((ops.c.seq > covered) | (ops.c.seq < 1))
             .order_by(ops.c.seq)
             .limit(1)
         ).one()
         digest = new_ops_digest()
-        digest.update(row.line.encode())
+        digest.update("".join(op_lines(self.connection, ops.c.position == row.position)).encode())
         return Break(
             "uncovered_op",
             None,

@@ -164,7 +164,7 @@ def test_the_database_builds_the_reference_line_of_each_op(database):
     from sqlalchemy import Text, cast
 
     from server.audit.chain import op_line
-    from server.audit.covered_ops import COVERED, select_lines
+    from server.audit.covered_ops import COVERED, op_lines
     from sync.store.tables import ops
 
     rows = op_rows(A, range(1, 9))
@@ -175,14 +175,46 @@ def test_the_database_builds_the_reference_line_of_each_op(database):
     columns = [cast(ops.c.value, Text) if n == "value" else ops.c[n] for n, _kind in COVERED]
     with database.engine.connect() as connection:
         stored = connection.execute(select(*columns).order_by(ops.c.seq)).all()
-        lines = connection.execute(select_lines(connection.dialect.name).order_by(ops.c.seq)).all()
+        lines = op_lines(connection)
     assert len(stored) == len(lines) == 8
     for values, line in zip(stored, lines, strict=True):
         values = list(values)
         at = values[-1]
         values[-1] = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-        assert line.line == op_line(values)
-    assert "|2026-01-02T03:04:05.000006Z|" in lines[0].line
+        assert line == op_line(values)
+    assert "|2026-01-02T03:04:05.000006Z|" in lines[0]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("column", ["record_id", "form_id", "field", "kind", "value", "detail"])
+def test_a_nul_and_text_after_it_are_reported_on_sqlite(pushes, column):
+    # printf('%s') and length() stop at a NUL: the appended text must count all the same.
+    recorded = push_hash(pushes, 3)
+    tampered = f"{column} || char(0) || 'x'"
+    execute(pushes, f"UPDATE ops SET {column} = {tampered} WHERE device_id = :d AND seq = 5", d=A)
+    broken = verify(pushes).broken
+    assert (broken.kind, broken.event_id, broken.expected) == ("ops", 3, recorded)
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_sqlite_builds_the_reference_line_of_text_holding_a_nul(database):
+    from sqlalchemy import Text, cast
+
+    from server.audit.chain import op_line
+    from server.audit.covered_ops import COVERED, op_lines
+    from sync.store.tables import ops
+
+    rows = op_rows(A, range(1, 3))
+    rows[0]["field"] = "f\x00王"
+    rows[1]["detail"] = "a\x00|b"
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    store_push(database, rows, received_at=at)
+    with database.engine.connect() as connection:
+        columns = [cast(ops.c.value, Text) if n == "value" else ops.c[n] for n, _ in COVERED]
+        stored = connection.execute(select(*columns[:-1]).order_by(ops.c.seq)).all()
+        lines = op_lines(connection)
+    assert lines == [op_line([*values, at]) for values in stored]
+    assert verify(database).ok
 
 
 def test_verify_from_a_date_after_the_last_event_is_ok(pushes):
@@ -194,21 +226,16 @@ def test_verify_from_a_date_after_the_last_event_is_ok(pushes):
 def test_the_range_digest_is_sha256_of_the_lines_in_seq_order(pushes):
     import hashlib
 
-    from server.audit.covered_ops import OpRange, digest_range, digest_ranges, select_lines
+    from server.audit.covered_ops import OpRange, digest_range, digest_ranges, op_lines
     from sync.store.tables import ops
 
     ranges = [OpRange(A, 1, 4), OpRange(B, 1, 3), OpRange(A, 5, 9), OpRange(B, 50, 60)]
     with pushes.engine.connect() as connection:
         found = digest_ranges(connection, ranges)
         lines = {
-            device_id: connection.execute(
-                select_lines(connection.dialect.name)
-                .where(ops.c.device_id == device_id)
-                .order_by(ops.c.seq)
-            ).all()
-            for device_id in (A, B)
+            device_id: op_lines(connection, ops.c.device_id == device_id) for device_id in (A, B)
         }
-    a_first = "".join(row.line for row in lines[A][:4]).encode()
+    a_first = "".join(lines[A][:4]).encode()
     assert found[ranges[0]].ops_hash == hashlib.sha256(a_first).hexdigest()
     assert found[ranges[0]].ops_hash == push_hash(pushes, 1)
     assert (found[ranges[1]].count, found[ranges[2]].count) == (3, 5)
