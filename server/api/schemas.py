@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from server.grids import LEVELS
 from server.users import ROLES
+from server.utc import to_utc
 
 MAX_PAGE = 500
 # Users, grids and form versions are numbered in INTEGER columns, positions, event and
@@ -38,9 +39,9 @@ class Moment(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs) -> dt.datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return moment.astimezone(dt.UTC)
-        except OverflowError:
-            raise ValidationError("Not a time between the years 1 and 9999 in UTC.") from None
+            return to_utc(moment)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 def moment(**kwargs) -> Moment:

@@ -8,15 +8,19 @@ import json
 import click
 
 from server.cli.context import Context, fail, pass_context
+from server.utc import to_utc
 
 
 def parse_time(raw: str, option: str) -> dt.datetime:
-    """An ISO date or time; a date means its midnight UTC, a naive time is UTC."""
+    """An ISO date or time, in UTC; a date means its midnight UTC, a naive time is UTC."""
     try:
         value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         fail(f"{option} {raw!r} is not an ISO date or time (2026-05-01 or 2026-05-01T08:00Z)")
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        return to_utc(value)
+    except ValueError as exc:
+        fail(f"{option} {raw!r}: {exc}")
 
 
 @click.group()

@@ -1,5 +1,8 @@
 """`fieldsync audit verify` and `fieldsync audit anchor` through the real command line."""
 
+import datetime as dt
+
+import pytest
 from click.testing import CliRunner
 
 from server.cli import cli
@@ -40,6 +43,32 @@ def test_verify_from_a_date_and_a_bad_date(database, tmp_path):
     assert result.exit_code == 2
     assert "--from 'yesterday' is not an ISO date" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["audit", "verify", "--from", "0001-01-01T00:00+01:00"],
+        ["audit", "verify", "--from", "9999-12-31T23:00-05:00"],
+        ["audit", "history", "r", "--as-of", "0001-01-01T00:00+05:00"],
+    ],
+)
+def test_a_time_utc_cannot_hold_is_refused_with_exit_2(database, tmp_path, args):
+    result = run(args, database, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert f"{args[-2]} {args[-1]!r}: Not a time between the years 1 and 9999 in UTC" in (
+        result.output
+    )
+
+
+def test_times_are_moved_to_utc():
+    from server.cli.audit import parse_time
+
+    moment = parse_time("2026-05-01T08:00+05:00", "--from")
+    assert (moment, moment.utcoffset()) == (
+        dt.datetime(2026, 5, 1, 3, 0, tzinfo=dt.UTC),
+        dt.timedelta(0),
+    )
 
 
 def test_anchor_then_verify_with_anchors(database, tmp_path):
