@@ -127,7 +127,7 @@ def list_events(query: dict):
     errors=(ErrorCode.NOT_FOUND,),
 )
 def get_record_history(record_id: str):
-    history = record_history(db_session().connection(), record_id)
+    history = record_history(db_session().connection(), record_id, caller_scope())
     if history is None:
         raise ApiError(ErrorCode.NOT_FOUND, f"no record {record_id}")
     return history

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from server.audit.chain import format_time
 from server.audit.events import Action
 from server.models import AuditEvent, Device, User
+from server.scope import Scope
 from sync import hlc
 from sync.conflicts import find_conflicts, resolves
 from sync.merge import Merged, fold
@@ -264,8 +265,9 @@ def record_events(connection: Connection, record_id: str) -> list[dict[str, Any]
     ]
 
 
-def record_history(connection: Connection, record_id: str) -> dict[str, Any] | None:
-    """Everything that happened to a record; None when the server never heard of it."""
+def record_history(connection: Connection, record_id: str, scope: Scope) -> dict[str, Any] | None:
+    """Everything that happened to a record, its child rows in the scope (a row in a grid
+    outside it is not shown); None when the server never heard of the record."""
     rows = load_ops(connection, record_id)
     events = record_events(connection, record_id)
     if not rows and not events:
@@ -274,7 +276,7 @@ def record_history(connection: Connection, record_id: str) -> dict[str, Any] | N
     _name_people(connection, history_changes, events)
     children = connection.scalars(
         select(records.c.record_id)
-        .where(records.c.parent_id == record_id)
+        .where(records.c.parent_id == record_id, scope.grid_filter(records.c.grid_id))
         .order_by(records.c.record_id)
     )
     return {

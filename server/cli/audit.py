@@ -97,6 +97,7 @@ def audit_anchor(context: Context) -> None:
 def audit_history(context: Context, record_id: str, as_of: str | None, as_json: bool) -> None:
     """A record's full history, or the record as it was at a past moment."""
     from server.audit.history import load_ops, record_history, state_at
+    from server.scope import Scope
 
     moment = parse_time(as_of, "--as-of") if as_of else None
     with context.database.engine.connect() as connection:
@@ -105,7 +106,7 @@ def audit_history(context: Context, record_id: str, as_of: str | None, as_json: 
             if result is None:
                 fail(f"record {record_id} did not exist at {moment.isoformat()}")
         else:
-            result = record_history(connection, record_id)
+            result = record_history(connection, record_id, Scope(user_id=0, everything=True))
             if result is None:
                 fail(f"no record {record_id}")
     if as_json:

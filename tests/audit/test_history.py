@@ -11,12 +11,14 @@ from server.audit.history import load_ops, record_history, state_at
 from server.cli import cli
 from server.devices import register_device
 from server.models import User
+from server.scope import Scope
 from sync import hlc
 from sync.ops import Op
 from sync.replica import ServerReplica
 from tests.audit.factories import store_release, store_replica_push
 from tests.sync.world import check_field, lookup_form
 
+EVERYTHING = Scope(user_id=0, everything=True)
 RECORD = "00000000-0000-4000-8000-0000000000aa"
 WALL_MS = 1_760_000_000_000
 T = [dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=10 * i) for i in range(6)]
@@ -71,7 +73,7 @@ def story(database):
 def test_the_history_tells_who_changed_what_from_where_and_when(story):
     database, ids = story
     with database.engine.connect() as connection:
-        history = record_history(connection, RECORD)
+        history = record_history(connection, RECORD, EVERYTHING)
     steps = [
         (c["kind"], c["username"], c["device_name"], c["field"], c["old"], c["new"], c["status"])
         for c in history["changes"]

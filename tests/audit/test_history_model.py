@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from server.audit.history import changes, load_ops, record_history, state_at
+from server.scope import Scope
 from sync import hlc
 from sync.messages import ReleaseRefused
 from sync.ops import Op
@@ -16,6 +17,7 @@ from tests.audit.helpers import verify
 from tests.services import in_ci
 from tests.sync.world import RECORDS, check_field, edits, lookup_form
 
+EVERYTHING = Scope(user_id=0, everything=True)
 DEVICES = ("dev-a", "dev-b", "dev-c")
 USERS = {"dev-a": 11, "dev-b": 12, "dev-c": 13}
 WALL_MS = 1_760_000_000_000
@@ -95,7 +97,7 @@ def test_as_of_and_history_agree_with_the_reference_replica(database, history):
     expected = play(database, history)
     with database.engine.connect() as connection:
         rows = {rid: load_ops(connection, rid) for rid, _form in RECORDS}
-        histories_now = {rid: record_history(connection, rid) for rid, _form in RECORDS}
+        histories_now = {rid: record_history(connection, rid, EVERYTHING) for rid, _form in RECORDS}
     assert verify(database).ok
     for rid, _form in RECORDS:
         assert state_at(rows[rid], rid, START) is None
