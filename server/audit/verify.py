@@ -206,7 +206,8 @@ class _Walk:
                     stored,
                     f"event {event_id}'s content does not match its hash",
                 )
-            if anchor is not None and anchor.event_id == event_id:
+            # Several anchors may name one event (a retried anchoring): all must match.
+            while anchor is not None and anchor.event_id == event_id:
                 if anchor.hash != computed:
                     return self._earlier_ops_break() or _anchor_break(anchor, computed)
                 report.anchors += 1

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from server.audit.anchors import PREFIX, AnchorError, read_anchors, write_anchor
+from server.audit.verify import Anchor
 from server.blobs import LocalBlobStore, S3BlobStore
 from server.models import AuditEvent
 from tests.audit.helpers import append_events, event_row, execute, rechain, verify
@@ -90,6 +91,19 @@ def test_anchors_before_a_from_date_are_checked_too(database, store):
     since = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
     broken = verify(database, since=since, anchors=read_anchors(store)).broken
     assert (broken.kind, broken.event_id) == ("anchor", 3)
+
+
+def test_several_anchors_of_one_event_must_all_match(database):
+    """A retried anchoring (its first transaction lost) anchors the same head twice."""
+    append_events(database, 3)
+    stored = event_row(database, 2)["hash"]
+    twice = [Anchor(2, stored, "first"), Anchor(2, stored, "retry")]
+    report = verify(database, anchors=twice)
+    assert report.ok, report.broken
+    assert report.anchors == 2
+    broken = verify(database, anchors=[*twice, Anchor(2, "f" * 64, "forged")]).broken
+    assert (broken.kind, broken.event_id, broken.expected) == ("anchor", 2, "f" * 64)
+    assert "(forged)" in broken.detail
 
 
 def test_an_unreadable_anchor_is_refused(store):
