@@ -224,8 +224,13 @@ class _Walk:
         return None
 
     def _add_push(self, event_id: int, device_id: str, details_json: str) -> Break | None:
-        details = json.loads(details_json)
-        op_range = OpRange(device_id, int(details["seq_from"]), int(details["seq_to"]))
+        try:
+            push = _claimed_push(event_id, device_id, details_json)
+        except ValueError as exc:
+            return self._earlier_ops_break() or Break(
+                "ops", event_id, None, None, f"push event {event_id}: {exc}"
+            )
+        op_range = push.op_range
         last = self.covered.get(device_id)
         if (last is not None or self.full) and op_range.seq_from != (last or 0) + 1:
             return self._earlier_ops_break() or Break(
@@ -237,10 +242,8 @@ class _Walk:
                 f"{op_range.seq_from}, not right after seq {last or 0}",
             )
         self.covered[device_id] = op_range.seq_to
-        self.window.pushes.append(
-            _Push(event_id, op_range, int(details["count"]), details["ops_hash"])
-        )
-        self.window.ops += int(details["count"])
+        self.window.pushes.append(push)
+        self.window.ops += push.count
         if self.window.ops >= WINDOW_OPS or len(self.window.pushes) >= WINDOW_PUSHES:
             return self._flush()
         return None
@@ -381,6 +384,20 @@ class _Walk:
             f"op seq {row.seq} of device {device_id} (position {row.position}) is not "
             "covered by any push event",
         )
+
+
+def _claimed_push(event_id: int, device_id: str, details_json: str) -> _Push:
+    """What a `sync.push` event claims; ValueError if its details do not say it."""
+    details = json.loads(details_json)
+    claimed = [details.get(name) if isinstance(details, dict) else None for name in _PUSH_KEYS]
+    *numbers, ops_hash = claimed
+    if not all(type(number) is int for number in numbers) or not isinstance(ops_hash, str):
+        raise ValueError(f"its details do not give {', '.join(_PUSH_KEYS)}")
+    seq_from, seq_to, count = numbers
+    return _Push(event_id, OpRange(device_id, seq_from, seq_to), count, ops_hash)
+
+
+_PUSH_KEYS = ("seq_from", "seq_to", "count", "ops_hash")
 
 
 def _release_break(mismatch: Mismatch) -> Break:

@@ -147,6 +147,19 @@ def test_an_ops_break_before_an_event_break_is_reported_first(pushes):
     assert (broken.kind, broken.event_id) == ("ops", 1)
 
 
+@pytest.mark.parametrize(
+    "details",
+    ['{"note":"x"}', "[]", '{"count":3,"ops_hash":"h","seq_from":"1","seq_to":3}'],
+)
+def test_a_rechained_push_event_with_malformed_details_is_reported(pushes, details):
+    execute(pushes, "UPDATE audit_events SET details = :d WHERE id = 2", d=details)
+    prev = rechain(pushes, [1, 2, 3])
+    execute(pushes, "UPDATE audit_chain_head SET head_hash = :h", h=prev)
+    broken = verify(pushes).broken
+    assert (broken.kind, broken.event_id) == ("ops", 2)
+    assert "do not give seq_from, seq_to, count, ops_hash" in broken.detail
+
+
 def test_a_removed_push_event_shows_even_when_the_chain_is_rebuilt(pushes):
     # Whoever deletes event 2 and re-hashes the chain after it still leaves B's ops
     # outside every push.
