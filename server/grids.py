@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from forms.unicode import UNSTORABLE
 from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
 from server.models import Grid, GridLevel, utcnow
@@ -31,6 +32,10 @@ ALLOWED_PARENTS: dict[str, set[str | None]] = {
 LEVELS = tuple(str(level) for level in GridLevel)
 CSV_COLUMNS = ("code", "name", "level", "parent_code")
 MAX_PATH = 1000
+# The lengths of the code and name columns: POST /grids and the CSV import both refuse
+# longer text, which PostgreSQL would refuse as a 500 and SQLite would keep.
+MAX_CODE = 64
+MAX_NAME = 200
 
 
 def create_grid(
@@ -148,6 +153,19 @@ class GridRow:
     parent_code: str
 
 
+def _row_problem(cells: dict[str, str]) -> str | None:
+    """Why a CSV row's cells cannot be stored as a grid, or None."""
+    if any(UNSTORABLE.search(cell) for cell in cells.values()):
+        return "a cell holds NUL or a lone UTF-16 surrogate, which is not text"
+    if not cells["code"] or not cells["name"] or not cells["level"]:
+        return "code, name and level are needed"
+    if len(cells["code"]) > MAX_CODE:
+        return f"a code holds at most {MAX_CODE} characters"
+    if len(cells["name"]) > MAX_NAME:
+        return f"a name holds at most {MAX_NAME} characters"
+    return None
+
+
 def parse_grid_csv(text: str) -> tuple[list[GridRow], list[dict[str, str]]]:
     """The rows of a grid CSV (code, name, level, parent_code) and the problems found."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -162,11 +180,12 @@ def parse_grid_csv(text: str) -> tuple[list[GridRow], list[dict[str, str]]]:
         if None in record:
             errors.append({"path": f"/line/{line}", "message": "more cells than the header"})
             continue
-        row = GridRow(line, *(values.get(name, "") for name in CSV_COLUMNS))
-        if not row.code or not row.name or not row.level:
-            errors.append({"path": f"/line/{line}", "message": "code, name and level are needed"})
+        cells = {name: values.get(name, "") for name in CSV_COLUMNS}
+        problem = _row_problem(cells)
+        if problem:
+            errors.append({"path": f"/line/{line}", "message": problem})
             continue
-        rows.append(row)
+        rows.append(GridRow(line, **cells))
     if not rows and not errors:
         errors.append({"path": "/line/2", "message": "the file holds no grids"})
     return rows, errors

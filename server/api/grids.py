@@ -11,7 +11,16 @@ from server.api.operation import operation
 from server.api.schemas import GridOut, PageQuery, page_of, row_id
 from server.db import db_session
 from server.errors import ApiError, ErrorCode
-from server.grids import LEVELS, add_grid, import_grids, move_grid, rename_grid, retire_grid
+from server.grids import (
+    LEVELS,
+    MAX_CODE,
+    MAX_NAME,
+    add_grid,
+    import_grids,
+    move_grid,
+    rename_grid,
+    retire_grid,
+)
 from server.models import Grid
 
 bp = Blueprint("grids", __name__, url_prefix="/api/v1/grids")
@@ -27,14 +36,14 @@ class GridsQuery(PageQuery):
 
 
 class GridCreate(Schema):
-    code = fields.String(required=True, validate=validate.Length(1, 64))
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    code = fields.String(required=True, validate=validate.Length(1, MAX_CODE))
+    name = fields.String(required=True, validate=validate.Length(1, MAX_NAME))
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     parent_id = row_id(allow_none=True, load_default=None)
 
 
 class GridChange(Schema):
-    name = fields.String(validate=validate.Length(1, 200))
+    name = fields.String(validate=validate.Length(1, MAX_NAME))
     parent_id = row_id(
         allow_none=True, metadata={"description": "Move under this grid; null: to the top."}
     )

@@ -133,6 +133,31 @@ def test_a_bad_csv_imports_nothing_and_names_every_bad_row(client, world, databa
     assert grid_count(database) == before
 
 
+def test_a_csv_row_that_cannot_be_stored_is_named(client, world, database):
+    before = grid_count(database)
+    bad = (
+        "code,name,level,parent_code\n"
+        f"{'X' * 65},Street,street,\n"  # line 2: code over 64 characters
+        f"Y,{'n' * 201},street,\n"  # line 3: name over 200 characters
+        "Z,a\x00b,street,\n"  # line 4: NUL
+        "W,Street W,street,S\x00\n"  # line 5: NUL in the parent's code
+        f"{'V' * 64},{'n' * 200},street,\n"  # line 6: at the limits, fine
+    )
+    reply = client.post(
+        "/api/v1/grids/import",
+        data=bad.encode(),
+        content_type="text/csv",
+        headers=world.headers("admin"),
+    )
+    problem = assert_problem(reply, 422, "validation_failed")
+    messages = {error["path"]: error["message"] for error in problem["errors"]}
+    assert sorted(messages) == [f"/line/{n}" for n in (2, 3, 4, 5)]
+    assert "at most 64" in messages["/line/2"]
+    assert "at most 200" in messages["/line/3"]
+    assert "NUL" in messages["/line/4"]
+    assert grid_count(database) == before
+
+
 def run_cli(args, database, tmp_path):
     env = {
         "FIELDSYNC_DATABASE_URL": database.engine.url.render_as_string(hide_password=False),
