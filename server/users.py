@@ -15,6 +15,11 @@ from server.scope import Scope
 from server.signin import clear_failures
 
 ROLES = tuple(str(role) for role in Role)
+# The lengths of the username and display_name columns: longer text is refused here,
+# for the API and the CLI alike, since PostgreSQL would refuse it as a 500 and SQLite
+# would keep it.
+MAX_USERNAME = 100
+MAX_DISPLAY_NAME = 200
 
 
 def _check_password(password: str) -> None:
@@ -24,6 +29,15 @@ def _check_password(password: str) -> None:
             ErrorCode.VALIDATION_FAILED,
             problem,
             errors=[{"path": "/password", "message": problem}],
+        )
+
+
+def _check_length(path: str, text: str, longest: int) -> None:
+    """422 at `path` when the text is longer than its column holds."""
+    if len(text) > longest:
+        message = f"the {path[1:].replace('_', ' ')} holds at most {longest} characters"
+        raise ApiError(
+            ErrorCode.VALIDATION_FAILED, message, errors=[{"path": path, "message": message}]
         )
 
 
@@ -48,6 +62,8 @@ def create_user(
     username = username.strip()
     if not username:
         raise ApiError(ErrorCode.VALIDATION_FAILED, "a username is required")
+    _check_length("/username", username, MAX_USERNAME)
+    _check_length("/display_name", display_name, MAX_DISPLAY_NAME)
     _check_role(role)
     _check_password(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -101,6 +117,7 @@ def update_user(
     """Change a user's name, role or enabled state."""
     before = {"display_name": user.display_name, "role": user.role}
     if display_name is not None:
+        _check_length("/display_name", display_name, MAX_DISPLAY_NAME)
         user.display_name = display_name
     if role is not None:
         user.role = _check_role(role)

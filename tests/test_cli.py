@@ -36,3 +36,41 @@ def test_a_bad_setting_is_one_line_and_exit_2(database, tmp_path):
     assert result.exit_code == 2
     assert "FIELDSYNC_MAX_PUSH_OPS" in result.output
     assert "Traceback" not in result.output
+
+
+def test_users_add_refuses_what_the_database_cannot_store(database, tmp_path):
+    password = ["--role", "worker", "--password", "long enough pw"]
+    cases = [
+        (["u" * 101], "at most 100 characters"),
+        (["bob", "--name", "n" * 201], "at most 200 characters"),
+        (["bad\udcff"], "not valid UTF-8"),
+        (["bob", "--grid", "S\x00"], "not valid UTF-8"),
+    ]
+    for args, message in cases:
+        result = run(["users", "add", *args, *password], database, tmp_path)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert run(["users", "list"], database, tmp_path).output == ""
+
+
+def test_ids_past_an_integer_column_are_refused_by_the_cli(database, tmp_path):
+    too_big = str(2**31)
+    for args in (
+        ["forms", "export", "household", "--version", too_big],
+        ["forms", "publish", "household", too_big],
+        ["forms", "retire", "household", too_big],
+        ["forms", "diff", "household", "1", too_big],
+        ["device", "edit", "--new", "household", "--grid", too_big],
+    ):
+        result = run(args, database, tmp_path)
+        assert result.exit_code == 2, (args, result.output)
+        assert "1<=x<=2147483647" in result.output
+
+
+def test_forms_export_to_a_folder_that_does_not_exist_is_one_line(database, tmp_path):
+    assert run(["demo", "load"], database, tmp_path).exit_code == 0
+    target = tmp_path / "missing" / "household.json"
+    result = run(["forms", "export", "household", "--output", str(target)], database, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert f"error: cannot write {target}: No such file or directory" in result.output

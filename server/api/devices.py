@@ -15,13 +15,14 @@ from server.errors import ErrorCode
 from server.models import Device, Role
 from server.scope import scope_grid_ids
 from server.signin import authenticate
+from server.users import MAX_USERNAME
 
 bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 TAGS = ("devices",)
 
 
 class RegisterIn(Schema):
-    username = fields.String(required=True, validate=validate.Length(1, 100))
+    username = fields.String(required=True, validate=validate.Length(1, MAX_USERNAME))
     password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
     device_name = fields.String(load_default="", validate=validate.Length(max=200))
 

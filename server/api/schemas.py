@@ -7,15 +7,16 @@ import datetime as dt
 from marshmallow import Schema, ValidationError, fields, validate
 
 from server.grids import LEVELS
+from server.models.base import MAX_ROW_ID
 from server.users import ROLES
 from server.utc import to_utc
 
 MAX_PAGE = 500
-# Users, grids and form versions are numbered in INTEGER columns, positions, event and
-# conflict ids in BIGINT ones that JSON carries exactly up to 2^53 - 1. A number past
-# its column's range matches nothing, but PostgreSQL refuses to compare it at all, so
-# the API bounds every id it is given: 422 in a query or body, 404 in a path.
-MAX_ROW_ID = 2**31 - 1
+# Users, grids and form versions are numbered in INTEGER columns (up to MAX_ROW_ID),
+# positions, event and conflict ids in BIGINT ones that JSON carries exactly up to
+# 2^53 - 1. A number past its column's range matches nothing, but PostgreSQL refuses to
+# compare it at all, so the API bounds every id it is given: 422 in a query or body,
+# 404 in a path (and the CLI bounds its arguments alike, `server.cli.context.ROW_ID`).
 MAX_POSITION = 2**53 - 1
 
 

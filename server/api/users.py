@@ -14,6 +14,8 @@ from server.db import db_session
 from server.errors import ApiError, ErrorCode
 from server.models import Grid, Role, User
 from server.users import (
+    MAX_DISPLAY_NAME,
+    MAX_USERNAME,
     ROLES,
     assign_grids,
     create_user,
@@ -44,15 +46,15 @@ class UsersQuery(PageQuery):
 
 
 class UserCreate(Schema):
-    username = fields.String(required=True, validate=validate.Length(1, 100))
+    username = fields.String(required=True, validate=validate.Length(1, MAX_USERNAME))
     password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    display_name = fields.String(load_default="", validate=validate.Length(max=200))
+    display_name = fields.String(load_default="", validate=validate.Length(max=MAX_DISPLAY_NAME))
     grid_ids = fields.List(row_id(), load_default=list)
 
 
 class UserChange(Schema):
-    display_name = fields.String(validate=validate.Length(1, 200))
+    display_name = fields.String(validate=validate.Length(1, MAX_DISPLAY_NAME))
     role = fields.String(validate=validate.OneOf(ROLES))
     disabled = fields.Boolean()
 

@@ -6,7 +6,9 @@ import sys
 
 import click
 
+from forms.unicode import UNSTORABLE
 from server.db import Database
+from server.models.base import MAX_ROW_ID
 from server.settings import Settings, SettingsError, from_env
 
 EXIT_USAGE = 2
@@ -48,3 +50,21 @@ def fail(message: str) -> None:
     """Print a one-line error and exit with status 2."""
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+class StorableText(click.ParamType):
+    """Text the database can take: an argument that is not valid UTF-8 arrives with
+    surrogate escapes, which no database driver can encode."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            self.fail("not valid UTF-8 text, or holds NUL", param, ctx)
+        return value
+
+
+TEXT = StorableText()
+# A user or grid id or a form version: PostgreSQL refuses to compare a larger number
+# with an INTEGER column.
+ROW_ID = click.IntRange(1, MAX_ROW_ID)

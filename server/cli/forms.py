@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from server.cli.context import Context, fail, pass_context
+from server.cli.context import ROW_ID, TEXT, Context, fail, pass_context
 from server.errors import ApiError
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ def forms() -> None:
 @forms.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--publish", is_flag=True, help="Publish the version once imported.")
-@click.option("--form-id", default=None, help="Store under this form id instead of the file's.")
+@click.option(
+    "--form-id", type=TEXT, default=None, help="Store under this form id instead of the file's."
+)
 @pass_context
 def forms_import(context: Context, file: Path, publish: bool, form_id: str | None) -> None:
     """Import an XLSForm (.xlsx, .xls), XForm (.xml) or JSON definition as a draft."""
@@ -42,8 +44,8 @@ def forms_import(context: Context, file: Path, publish: bool, form_id: str | Non
 
 
 @forms.command("export")
-@click.argument("form_id")
-@click.option("--version", "version", type=int, default=None, help="Default: newest published.")
+@click.argument("form_id", type=TEXT)
+@click.option("--version", "version", type=ROW_ID, default=None, help="Default: newest published.")
 @click.option("--format", "fmt", type=click.Choice(["xlsform", "xform", "json"]), default="json")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @pass_context
@@ -67,7 +69,10 @@ def forms_export(
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
-    output.write_bytes(data)
+    try:
+        output.write_bytes(data)
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or error.__class__.__name__}")
     click.echo(f"wrote {output}")
 
 
@@ -87,9 +92,9 @@ def forms_list(context: Context) -> None:
 
 
 @forms.command("diff")
-@click.argument("form_id")
-@click.argument("old", type=click.IntRange(min=1), metavar="FROM")
-@click.argument("new", type=click.IntRange(min=1), metavar="TO")
+@click.argument("form_id", type=TEXT)
+@click.argument("old", type=ROW_ID, metavar="FROM")
+@click.argument("new", type=ROW_ID, metavar="TO")
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @pass_context
 def forms_diff(context: Context, form_id: str, old: int, new: int, as_json: bool) -> None:
@@ -137,8 +142,8 @@ def _change(context: Context, action, form_id: str, version: int, verb: str) -> 
 
 
 @forms.command("publish")
-@click.argument("form_id")
-@click.argument("version", type=int)
+@click.argument("form_id", type=TEXT)
+@click.argument("version", type=ROW_ID)
 @pass_context
 def forms_publish(context: Context, form_id: str, version: int) -> None:
     """Publish a draft version: it becomes immutable and devices receive it."""
@@ -148,8 +153,8 @@ def forms_publish(context: Context, form_id: str, version: int) -> None:
 
 
 @forms.command("retire")
-@click.argument("form_id")
-@click.argument("version", type=int)
+@click.argument("form_id", type=TEXT)
+@click.argument("version", type=ROW_ID)
 @pass_context
 def forms_retire(context: Context, form_id: str, version: int) -> None:
     """Retire a published version: devices stop receiving it; its records keep it."""

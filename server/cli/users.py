@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from server.cli.context import Context, fail, pass_context
+from server.cli.context import TEXT, Context, fail, pass_context
 from server.errors import ApiError
 
 
 def _password(given: str | None) -> str:
     if given is not None:
         return given
-    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+    return click.prompt("password", type=TEXT, hide_input=True, confirmation_prompt=True)
 
 
 @click.group()
@@ -21,15 +21,17 @@ def users() -> None:
 
 
 @users.command("add")
-@click.argument("username")
+@click.argument("username", type=TEXT)
 @click.option(
     "--role",
     required=True,
     type=click.Choice(["admin", "supervisor", "grid_leader", "worker"]),
 )
-@click.option("--name", "display_name", default="", help="Display name.")
-@click.option("--grid", "grid_codes", multiple=True, help="Code of a grid (repeatable).")
-@click.option("--password", envvar="FIELDSYNC_NEW_PASSWORD", help="Asked for when left out.")
+@click.option("--name", "display_name", type=TEXT, default="", help="Display name.")
+@click.option("--grid", "grid_codes", type=TEXT, multiple=True, help="Code of a grid (repeatable).")
+@click.option(
+    "--password", type=TEXT, envvar="FIELDSYNC_NEW_PASSWORD", help="Asked for when left out."
+)
 @pass_context
 def users_add(context: Context, username, role, display_name, grid_codes, password) -> None:
     """Add a user, optionally assigned to grids."""
@@ -66,7 +68,7 @@ def users_list(context: Context, role) -> None:
 
 
 @users.command("disable")
-@click.argument("username")
+@click.argument("username", type=TEXT)
 @pass_context
 def users_disable(context: Context, username) -> None:
     """Disable a user and revoke all their devices."""
@@ -81,8 +83,10 @@ def users_disable(context: Context, username) -> None:
 
 
 @users.command("reset-password")
-@click.argument("username")
-@click.option("--password", envvar="FIELDSYNC_NEW_PASSWORD", help="Asked for when left out.")
+@click.argument("username", type=TEXT)
+@click.option(
+    "--password", type=TEXT, envvar="FIELDSYNC_NEW_PASSWORD", help="Asked for when left out."
+)
 @pass_context
 def users_reset_password(context: Context, username, password) -> None:
     """Set a new password (web sessions end, sign-in locks are lifted)."""

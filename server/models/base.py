@@ -15,6 +15,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# The largest value of an INTEGER column: user and grid ids and form versions.
+MAX_ROW_ID = 2**31 - 1
+
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC."""
