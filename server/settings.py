@@ -8,6 +8,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; raised at start-up."""
@@ -43,11 +48,33 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
-def setting(env: str, convert: Callable[[str], Any], default: Any, help: str) -> Any:
-    """Declare one setting: its variable, converter, default and help text."""
-    return dataclasses.field(
-        default=default, metadata={"env": env, "convert": convert, "help": help}
-    )
+def _database_url(raw: str) -> str:
+    text = raw.strip()
+    if not text:
+        return text
+    try:
+        backend = make_url(text).get_backend_name()
+    except ArgumentError:
+        raise ValueError("not a SQLAlchemy URL (dialect://user@host/database)") from None
+    if backend not in DATABASE_BACKENDS:
+        raise ValueError(f"the database must be one of {', '.join(DATABASE_BACKENDS)}")
+    return text
+
+
+def _folder(raw: str) -> str:
+    text = raw.strip()
+    if Path(text).exists() and not Path(text).is_dir():
+        raise ValueError("exists and is not a folder")
+    return text
+
+
+def setting(
+    env: str, convert: Callable[[str], Any], default: Any, help: str, secret: bool = False
+) -> Any:
+    """Declare one setting: its variable, converter, default and help text; a secret
+    one (it may hold a password) is never repeated in an error message."""
+    metadata = {"env": env, "convert": convert, "help": help, "secret": secret}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,20 +82,23 @@ class Settings:
     """Everything fieldsync can be configured with; built by `from_env`."""
 
     var_dir: str = setting(
-        "FIELDSYNC_VAR_DIR", _text, "var", "Folder for the SQLite database, local blobs and keys."
+        "FIELDSYNC_VAR_DIR", _folder, "var", "Folder for the SQLite database, local blobs and keys."
     )
     database_url: str = setting(
         "FIELDSYNC_DATABASE_URL",
-        _text,
+        _database_url,
         "",
-        "SQLAlchemy URL of the store; empty means SQLite at VAR_DIR/fieldsync.db. "
+        "SQLAlchemy URL of the store (sqlite or postgresql); "
+        "empty means SQLite at VAR_DIR/fieldsync.db. "
         "Production: postgresql+psycopg://user@host/db.",
+        secret=True,
     )
     secret_key: str = setting(
         "FIELDSYNC_SECRET_KEY",
         _text,
         "",
         "Key that signs session cookies; empty means one generated once into VAR_DIR/secret_key.",
+        secret=True,
     )
     log_level: str = setting(
         "FIELDSYNC_LOG_LEVEL",
@@ -81,6 +111,7 @@ class Settings:
         _text,
         "",
         "Celery broker (redis://127.0.0.1:6379/0); empty runs background tasks in-process.",
+        secret=True,
     )
     blob_backend: str = setting(
         "FIELDSYNC_BLOB_BACKEND",
@@ -160,7 +191,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[field.name] = field.metadata["convert"](environ[env])
         except ValueError as exc:
-            problems.append(f"{env}={environ[env]!r}: {exc}")
+            shown = env if field.metadata["secret"] else f"{env}={environ[env]!r}"
+            problems.append(f"{shown}: {exc}")
     if problems:
         raise SettingsError("invalid settings: " + "; ".join(problems))
     settings = Settings(**values)

@@ -36,11 +36,28 @@ def test_values_are_converted_to_their_types():
         ("FIELDSYNC_LOG_LEVEL", "loud", "must be one of"),
         ("FIELDSYNC_SESSION_COOKIE_SECURE", "perhaps", "true/false"),
         ("FIELDSYNC_BLOB_BACKEND", "ftp", "local, s3"),
+        ("FIELDSYNC_DATABASE_URL", "garbage", "FIELDSYNC_DATABASE_URL: not a SQLAlchemy URL"),
+        ("FIELDSYNC_DATABASE_URL", "mysql://db/x", "must be one of sqlite, postgresql"),
+        ("FIELDSYNC_VAR_DIR", __file__, "is not a folder"),
     ],
 )
 def test_a_bad_value_fails_with_a_message_naming_it(env, value, says):
     with pytest.raises(SettingsError, match=re.escape(says)):
         from_env({env: value})
+
+
+def test_good_database_urls_and_folders_are_kept(tmp_path):
+    postgres = "postgresql+psycopg://user@host/db"
+    assert from_env({"FIELDSYNC_DATABASE_URL": postgres}).database_url == postgres
+    assert from_env({"FIELDSYNC_DATABASE_URL": " "}).database_url == ""
+    fresh = str(tmp_path / "not yet made")
+    assert from_env({"FIELDSYNC_VAR_DIR": fresh}).var_dir == fresh
+
+
+def test_a_database_url_in_error_is_not_repeated():
+    with pytest.raises(SettingsError) as raised:
+        from_env({"FIELDSYNC_DATABASE_URL": "mysql://user:hunter2@db/x"})
+    assert "hunter2" not in str(raised.value)
 
 
 def test_s3_needs_a_bucket():
