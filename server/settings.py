@@ -12,6 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DATABASE_BACKENDS = ("sqlite", "postgresql")
+# The push schema (mobile_schema/schemas/push_request.json) lets a push carry at most
+# this many ops; a larger FIELDSYNC_MAX_PUSH_OPS could never take effect.
+PUSH_SCHEMA_MAX_OPS = 5000
 
 
 class SettingsError(ValueError):
@@ -32,6 +35,16 @@ def _positive_int(raw: str) -> int:
     if value <= 0:
         raise ValueError("must be a positive whole number")
     return value
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return convert
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -129,7 +142,10 @@ class Settings:
         "Credentials come from the standard AWS chain.",
     )
     max_push_ops: int = setting(
-        "FIELDSYNC_MAX_PUSH_OPS", _positive_int, 5000, "Most ops one push may carry."
+        "FIELDSYNC_MAX_PUSH_OPS",
+        _int_between(1, PUSH_SCHEMA_MAX_OPS),
+        PUSH_SCHEMA_MAX_OPS,
+        f"Most ops one push may carry: 1 to {PUSH_SCHEMA_MAX_OPS}.",
     )
     max_request_bytes: int = setting(
         "FIELDSYNC_MAX_REQUEST_BYTES",

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings, SettingsError, describe, from_env
+from mobile_schema.schemas import schema
+from server.settings import PUSH_SCHEMA_MAX_OPS, Settings, SettingsError, describe, from_env
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -32,7 +33,9 @@ def test_values_are_converted_to_their_types():
     ("env", "value", "says"),
     [
         ("FIELDSYNC_MAX_PUSH_OPS", "many", "FIELDSYNC_MAX_PUSH_OPS='many'"),
-        ("FIELDSYNC_MAX_PUSH_OPS", "-5", "positive"),
+        ("FIELDSYNC_MAX_PUSH_OPS", "-5", "from 1 to 5000"),
+        ("FIELDSYNC_MAX_PUSH_OPS", "0", "from 1 to 5000"),
+        ("FIELDSYNC_MAX_PUSH_OPS", "5001", "FIELDSYNC_MAX_PUSH_OPS='5001'"),
         ("FIELDSYNC_LOG_LEVEL", "loud", "must be one of"),
         ("FIELDSYNC_SESSION_COOKIE_SECURE", "perhaps", "true/false"),
         ("FIELDSYNC_BLOB_BACKEND", "ftp", "local, s3"),
@@ -58,6 +61,12 @@ def test_a_database_url_in_error_is_not_repeated():
     with pytest.raises(SettingsError) as raised:
         from_env({"FIELDSYNC_DATABASE_URL": "mysql://user:hunter2@db/x"})
     assert "hunter2" not in str(raised.value)
+
+
+def test_the_push_limit_is_the_push_schemas():
+    ops = schema("push_request")["properties"]["ops"]
+    assert ops["maxItems"] == PUSH_SCHEMA_MAX_OPS
+    assert from_env({"FIELDSYNC_MAX_PUSH_OPS": "5000"}).max_push_ops == 5000
 
 
 def test_s3_needs_a_bucket():
