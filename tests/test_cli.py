@@ -1,6 +1,7 @@
 from click.testing import CliRunner
 
 from server.cli import cli
+from server.grids import create_grid, retire_grid
 from server.migrate import head_revisions
 
 
@@ -74,3 +75,15 @@ def test_forms_export_to_a_folder_that_does_not_exist_is_one_line(database, tmp_
     result = run(["forms", "export", "household", "--output", str(target)], database, tmp_path)
     assert result.exit_code == 2, result.output
     assert f"error: cannot write {target}: No such file or directory" in result.output
+
+
+def test_users_add_refuses_a_retired_grid(database, tmp_path):
+    with database.session() as session:
+        street = create_grid(session, "OLD", "Old street", "street")
+        retire_grid(session, street)
+        session.commit()
+    args = ["users", "add", "bob", "--role", "worker", "--password", "long enough pw"]
+    result = run([*args, "--grid", "OLD"], database, tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "error: retired grids take no new assignments: OLD" in result.output
+    assert run(["users", "list"], database, tmp_path).output == ""

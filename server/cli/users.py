@@ -45,6 +45,9 @@ def users_add(context: Context, username, role, display_name, grid_codes, passwo
             unknown = sorted(set(grid_codes) - {grid.code for grid in grids})
             if unknown:
                 fail(f"no grid with code {', '.join(unknown)}")
+            retired = sorted(grid.code for grid in grids if grid.retired_at is not None)
+            if retired:
+                fail(f"retired grids take no new assignments: {', '.join(retired)}")
             user = create_user(session, username, secret, role, display_name, grids)
             click.echo(f"added {user.username} ({user.role}) with id {user.id}")
     except ApiError as error:
