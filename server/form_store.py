@@ -27,7 +27,7 @@ from forms.io import FormFileError, read_form, write_form
 from forms.xlsform import XLSFormError
 from server.audit.events import Action, record_event
 from server.errors import ApiError, ErrorCode
-from server.models import StoredForm, StoredFormVersion, VersionStatus, utcnow
+from server.models import StoredForm, StoredFormVersion, VersionStatus, as_utc, utcnow
 
 LIVE = (VersionStatus.PUBLISHED, VersionStatus.RETIRED)
 
@@ -275,7 +275,7 @@ def version_summary(row: StoredFormVersion) -> dict[str, Any]:
     """What lists show of a version (without its definition)."""
 
     def stamp(value: Any) -> str | None:
-        return None if value is None else value.isoformat()
+        return None if value is None else as_utc(value).isoformat()
 
     return {
         "form_id": row.form_id,

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, g, redirect, request, send_file, url_f
 from marshmallow import Schema, fields, validate
 
 from server.api.operation import operation
+from server.api.schemas import Time
 from server.attachments import (
     announce,
     check_uploaded,
@@ -41,16 +42,16 @@ class TargetOut(Schema):
     headers = fields.Dict(
         keys=fields.String(), values=fields.String(), metadata={"description": "Send exactly."}
     )
-    expires_at = fields.DateTime()
+    expires_at = Time()
 
 
 class AttachmentOut(Schema):
     sha256 = fields.String(required=True)
     size = fields.Integer(required=True)
     content_type = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
     stored = fields.Function(lambda a: a.stored_at is not None, required=True)
-    stored_at = fields.DateTime(allow_none=True, required=True)
+    stored_at = Time(allow_none=True, required=True)
 
 
 def _settings():

@@ -8,7 +8,7 @@ from marshmallow import Schema, fields, validate
 from forms import from_dict
 from server.api.access import caller_scope
 from server.api.operation import operation
-from server.api.schemas import moment, row_id
+from server.api.schemas import Time, moment, row_id
 from server.audit import Action, record_event
 from server.db import database, db_session
 from server.errors import ApiError, ErrorCode
@@ -70,8 +70,8 @@ class RecordOut(Schema):
     deleted = fields.Boolean(required=True)
     review_status = fields.String(required=True)
     validation_flags = fields.Raw(allow_none=True, required=True)
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
+    updated_at = Time(required=True)
     created_position = fields.Integer(required=True)
     changed_position = fields.Integer(required=True)
 
@@ -87,8 +87,8 @@ class FieldValueOut(Schema):
     user_id = fields.Integer(required=True)
     device_id = fields.String(required=True)
     seq = fields.Integer(required=True)
-    device_time = fields.DateTime(required=True)
-    server_time = fields.DateTime(required=True)
+    device_time = Time(required=True)
+    server_time = Time(required=True)
     position = fields.Integer(required=True)
 
 
@@ -97,7 +97,7 @@ class ConflictValueOut(Schema):
     device_id = fields.String(required=True)
     user_id = fields.Integer(required=True)
     seq = fields.Integer(required=True)
-    device_time = fields.DateTime(required=True)
+    device_time = Time(required=True)
     value = fields.Raw(allow_none=True, required=True)
     winner = fields.Boolean(required=True)
 
@@ -107,8 +107,8 @@ class ConflictOut(Schema):
     field = fields.String(required=True)
     status = fields.String(required=True)
     values = fields.List(fields.Nested(ConflictValueOut), required=True)
-    created_at = fields.DateTime(required=True)
-    resolved_at = fields.DateTime(allow_none=True, required=True)
+    created_at = Time(required=True)
+    resolved_at = Time(allow_none=True, required=True)
 
 
 class AttachmentRefOut(Schema):
@@ -123,7 +123,7 @@ class ReviewOut(Schema):
     decision = fields.String(required=True)
     comment = fields.String(required=True)
     user_id = fields.Integer(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
 
 
 class CommentOut(Schema):
@@ -131,7 +131,7 @@ class CommentOut(Schema):
     field = fields.String(allow_none=True, required=True)
     body = fields.String(required=True)
     user_id = fields.Integer(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
 
 
 class ChildOut(RecordOut):

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from server.api.access import caller_scope
 from server.api.operation import operation
 from server.api.records import CommentOut, ReviewOut
-from server.api.schemas import position, row_id
+from server.api.schemas import Time, position, row_id
 from server.db import database, db_session
 from server.errors import ErrorCode
 from server.models import ReviewDecision
@@ -103,11 +103,11 @@ class QuarantinedOut(Schema):
     field = fields.String(required=True)
     kind = fields.String(required=True)
     value = fields.Raw(allow_none=True, required=True)
-    device_time = fields.DateTime(required=True)
+    device_time = Time(required=True)
     base = fields.Integer(required=True)
     reason = fields.String(required=True)
     detail = fields.String(allow_none=True, required=True)
-    received_at = fields.DateTime(required=True)
+    received_at = Time(required=True)
 
 
 class QuarantinedOne(QuarantinedOut):

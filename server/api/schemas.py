@@ -7,7 +7,7 @@ import datetime as dt
 from marshmallow import Schema, ValidationError, fields, validate
 
 from server.grids import LEVELS
-from server.models.base import MAX_ROW_ID
+from server.models.base import MAX_ROW_ID, as_utc
 from server.users import ROLES
 from server.utc import to_utc
 
@@ -45,6 +45,18 @@ class Moment(fields.AwareDateTime):
             raise ValidationError(str(exc)) from None
 
 
+class Time(fields.DateTime):
+    """A stored time in a reply, always with its zone (UTC), on SQLite as on PostgreSQL.
+
+    Every output schema writes its times with this field, never `fields.DateTime`.
+    """
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None:
+            value = as_utc(value)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 def moment(**kwargs) -> Moment:
     """A time with its zone, as UTC."""
     return Moment(**kwargs)
@@ -65,7 +77,7 @@ class GridOut(Schema):
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     parent_id = fields.Integer(allow_none=True, required=True)
     path = fields.String(required=True, metadata={"description": "Materialised path /1/4/9/."})
-    retired_at = fields.DateTime(allow_none=True, required=True)
+    retired_at = Time(allow_none=True, required=True)
 
 
 class GridRef(Schema):
@@ -80,7 +92,7 @@ class UserOut(Schema):
     display_name = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     disabled = fields.Boolean(required=True)
-    created_at = fields.DateTime(required=True)
+    created_at = Time(required=True)
     grids = fields.List(fields.Nested(GridRef), required=True)
 
 
@@ -94,11 +106,11 @@ class DeviceOut(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
     user = fields.Nested(UserRef, required=True)
-    registered_at = fields.DateTime(required=True)
-    last_seen_at = fields.DateTime(allow_none=True, required=True)
-    last_sync_at = fields.DateTime(allow_none=True, required=True)
+    registered_at = Time(required=True)
+    last_seen_at = Time(allow_none=True, required=True)
+    last_sync_at = Time(allow_none=True, required=True)
     acked_seq = fields.Integer(required=True)
-    revoked_at = fields.DateTime(allow_none=True, required=True)
+    revoked_at = Time(allow_none=True, required=True)
 
 
 def page_of(item_schema: type[Schema], name: str) -> type[Schema]:

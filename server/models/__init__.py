@@ -3,7 +3,7 @@
 from server.models.access import SignInThrottle
 from server.models.attachments import Attachment, AttachmentReference, AttachmentUploader
 from server.models.audit import AuditChainHead, AuditEvent, AuditEventGrid
-from server.models.base import Base, utcnow
+from server.models.base import Base, as_utc, utcnow
 from server.models.forms import StoredForm, StoredFormVersion, VersionStatus
 from server.models.people import Device, Grid, GridLevel, Role, User, UserGrid
 from server.models.review import Comment, Review, ReviewDecision
@@ -29,5 +29,6 @@ __all__ = [
     "User",
     "UserGrid",
     "VersionStatus",
+    "as_utc",
     "utcnow",
 ]

@@ -10,7 +10,9 @@ import datetime as dt
 from urllib.parse import quote
 
 import pytest
+from marshmallow import Schema, fields
 
+import server.api  # noqa: F401  (registers every API schema)
 from tests.api.problems import assert_problem
 from tests.api.records_world import add_record, install_forms
 
@@ -88,3 +90,53 @@ def test_the_first_and_last_instants_utc_holds_are_accepted(client, world, recor
     assert [item["record_id"] for item in reply.get_json()["items"]] == [record]
     reply = client.get(f"/api/v1/audit/records/{record}?as_of={last}", headers=admin)
     assert reply.status_code == 200, reply.get_json()
+
+
+def _times(value, key=""):
+    """Every `*_time` and `*_at` string in a reply, with its key."""
+    if isinstance(value, dict):
+        return [time for name, inner in value.items() for time in _times(inner, name)]
+    if isinstance(value, list):
+        return [time for inner in value for time in _times(inner, key)]
+    if isinstance(value, str) and key.endswith(("_at", "_time")):
+        return [(key, value)]
+    return []
+
+
+def test_every_time_in_a_reply_carries_its_zone(client, world, record):
+    admin = world.headers("admin")
+    client.post(f"/api/v1/grids/{world.grids['S-C2']}/retire", headers=admin)
+    paths = [
+        "/api/v1/users",
+        "/api/v1/devices",
+        "/api/v1/grids?include_retired=true",
+        "/api/v1/records",
+        f"/api/v1/records/{record}",
+        "/api/v1/forms",
+    ]
+    times = []
+    for path in paths:
+        reply = client.get(path, headers=admin)
+        assert reply.status_code == 200, (path, reply.get_json())
+        times += _times(reply.get_json())
+    keys = {key for key, _ in times}
+    assert {"created_at", "registered_at", "retired_at", "updated_at", "server_time"} <= keys
+    for key, text in times:
+        assert dt.datetime.fromisoformat(text).utcoffset() == dt.timedelta(0), (key, text)
+
+
+def _schemas(base=Schema):
+    for schema in base.__subclasses__():
+        yield schema
+        yield from _schemas(schema)
+
+
+def test_no_api_schema_writes_a_time_without_the_time_field():
+    bare = [
+        f"{schema.__module__}.{schema.__name__}.{name}"
+        for schema in _schemas()
+        if schema.__module__.startswith("server.")
+        for name, field in schema._declared_fields.items()
+        if type(field) is fields.DateTime
+    ]
+    assert bare == []
