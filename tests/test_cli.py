@@ -62,7 +62,6 @@ def test_ids_past_an_integer_column_are_refused_by_the_cli(database, tmp_path):
         ["forms", "publish", "household", too_big],
         ["forms", "retire", "household", too_big],
         ["forms", "diff", "household", "1", too_big],
-        ["device", "edit", "--new", "household", "--grid", too_big],
     ):
         result = run(args, database, tmp_path)
         assert result.exit_code == 2, (args, result.output)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from server.cli.context import ROW_ID, fail
+from server.cli.context import fail
 from sync.ops import ADD, DELETED, REMOVE
 
 DEFAULT_STORE = os.path.join("var", "device.db")
@@ -107,7 +107,7 @@ def coerce(field_type: str | None, raw: str) -> Any:
 @store_option
 @click.option("--new", "new_form", metavar="FORM", help="Create a record of this form.")
 @click.option(
-    "--grid", "grid_id", type=ROW_ID, help="The new record's grid, or with --record: move it."
+    "--grid", "grid_id", type=int, help="The new record's grid, or with --record: move it."
 )
 @click.option("--record", "record_id", help="The record to edit.")
 @click.option("--parent", help="With --new: the parent record of a repeat row.")
