@@ -89,6 +89,23 @@ def add_record(world: World, settings, who: str, grid_code: str, **values) -> st
     return record_id
 
 
+def add_photo_rows(world: World, settings, record_id: str, grids: dict[str, str]) -> dict[str, str]:
+    """One photo row of the record per user, pushed by that user's device in the grid
+    given for them (which may be outside the record's grid); row ids by user."""
+    rows = {}
+    for who, grid_code in grids.items():
+        row_id, grid_id = str(uuid.uuid4()), world.grids[grid_code]
+        values = {"_parent": record_id, "_group": "photos", "_order": 1, "caption": who}
+        push(
+            world,
+            settings,
+            world.devices[who],
+            [(row_id, f, grid_id, v) for f, v in values.items()],
+        )
+        rows[who] = row_id
+    return rows
+
+
 def second_device(world: World, who: str) -> str:
     with world.database.session() as session:
         user = session.get(User, world.users[who])

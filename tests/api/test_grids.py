@@ -23,6 +23,16 @@ def grid_count(database) -> int:
         return session.scalar(select(func.count()).select_from(Grid))
 
 
+def import_csv(client, world, text: str):
+    """POST a grid CSV as the admin."""
+    return client.post(
+        "/api/v1/grids/import",
+        data=text.encode(),
+        content_type="text/csv",
+        headers=world.headers("admin"),
+    )
+
+
 def test_create_rename_move_retire(client, world, database):
     admin = world.headers("admin")
     c1, c2 = world.grids["S-C1"], world.grids["S-C2"]
@@ -121,12 +131,7 @@ def test_a_bad_csv_imports_nothing_and_names_every_bad_row(client, world, databa
         "L2,Loop,community,L1\n"  # line 8: cycle
         ",no code,street,\n"  # line 9: missing code
     )
-    reply = client.post(
-        "/api/v1/grids/import",
-        data=bad.encode(),
-        content_type="text/csv",
-        headers=world.headers("admin"),
-    )
+    reply = import_csv(client, world, bad)
     problem = assert_problem(reply, 422, "validation_failed")
     lines = [error["path"] for error in problem["errors"]]
     assert lines == [f"/line/{n}" for n in (3, 4, 5, 6, 7, 8, 9)]
@@ -143,12 +148,7 @@ def test_a_csv_row_that_cannot_be_stored_is_named(client, world, database):
         "W,Street W,street,S\x00\n"  # line 5: NUL in the parent's code
         f"{'V' * 64},{'n' * 200},street,\n"  # line 6: at the limits, fine
     )
-    reply = client.post(
-        "/api/v1/grids/import",
-        data=bad.encode(),
-        content_type="text/csv",
-        headers=world.headers("admin"),
-    )
+    reply = import_csv(client, world, bad)
     problem = assert_problem(reply, 422, "validation_failed")
     messages = {error["path"]: error["message"] for error in problem["errors"]}
     assert sorted(messages) == [f"/line/{n}" for n in (2, 3, 4, 5)]

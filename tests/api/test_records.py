@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import func, select
 
@@ -11,10 +9,10 @@ from sync.store import tables as t
 from tests.api.problems import assert_problem
 from tests.api.records_world import (
     add_conflict,
+    add_photo_rows,
     add_quarantined,
     add_record,
     install_forms,
-    push,
 )
 
 
@@ -96,12 +94,7 @@ def test_one_record_with_provenance_conflicts_and_out_of_scope_404(client, forms
 def test_a_record_shows_only_its_child_rows_in_the_callers_scope(client, forms_world, settings):
     w = forms_world
     record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
-    rows = {}
-    for who, grid in (("worker", "S-C1-R1-G1"), ("worker2", "S-C2-R1-G1")):
-        row_id, grid_id = str(uuid.uuid4()), w.grids[grid]
-        values = {"_parent": record_id, "_group": "photos", "_order": 1, "caption": who}
-        push(w, settings, w.devices[who], [(row_id, f, grid_id, v) for f, v in values.items()])
-        rows[who] = row_id
+    rows = add_photo_rows(w, settings, record_id, {"worker": "S-C1-R1-G1", "worker2": "S-C2-R1-G1"})
 
     def children(who):
         detail = client.get(f"/api/v1/records/{record_id}", headers=w.headers(who)).get_json()

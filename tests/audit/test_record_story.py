@@ -1,7 +1,6 @@
 """One record's life through the real push path and the review API, read back from the audit."""
 
 import json
-import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -12,10 +11,10 @@ from tests.api.factories import build_world
 from tests.api.records_world import (
     FORM,
     add_conflict,
+    add_photo_rows,
     add_quarantined,
     add_record,
     install_forms,
-    push,
 )
 from tests.audit.helpers import verify
 
@@ -95,12 +94,7 @@ def test_the_release_shows_in_the_history_of_its_record(client, forms_world, set
 def test_the_history_lists_only_the_child_rows_in_the_callers_scope(client, forms_world, settings):
     w = forms_world
     record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
-    rows = {}
-    for who, grid in (("worker", "S-C1-R1-G1"), ("worker2", "S-C2-R1-G1")):
-        row_id, grid_id = str(uuid.uuid4()), w.grids[grid]
-        values = {"_parent": record_id, "_group": "photos", "_order": 1, "caption": who}
-        push(w, settings, w.devices[who], [(row_id, f, grid_id, v) for f, v in values.items()])
-        rows[who] = row_id
+    rows = add_photo_rows(w, settings, record_id, {"worker": "S-C1-R1-G1", "worker2": "S-C2-R1-G1"})
     url = f"/api/v1/audit/records/{record_id}/history"
     mine = client.get(url, headers=w.headers("supervisor")).get_json()
     everyone = client.get(url, headers=w.headers("admin")).get_json()
