@@ -68,13 +68,15 @@ class SyncMachine(RuleBasedStateMachine):
         self.acked: list[int] = []
         self.skews: list[int] = []
         self.reported: dict[tuple, int] = {}  # conflict ident -> times reported
-        self.sent = 0
+        self.sent = 0  # ops sent by every push, and their outcomes counted by the replies
+        self.counted = 0
         self.releases = 0
 
     def teardown(self) -> None:
         try:
             if self.devices:
                 self.quiesce()
+                assert self.counted == self.sent
                 log = self.server.log()
                 conflicts = self.server.conflicts()
                 event(f"ops stored: {bucket(len(log))}")
@@ -152,7 +154,7 @@ class SyncMachine(RuleBasedStateMachine):
         if not fresh and not already:
             return
         result = self.server.push(dev.device_id, repeated + new, self.scopes[n])
-        self.sent += len(repeated) + len(new)
+        self.count_push(result, len(repeated) + len(new))
         assert result.duplicate == len(repeated)
         assert result.applied + len(result.quarantined) == len(new)
         assert result.acked_seq == (new[-1].seq if new else self.acked[n])
@@ -369,12 +371,19 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- helpers ------------------------------------------------------------------------
 
+    def count_push(self, result: PushResult, sent: int) -> None:
+        """No lost op: every op sent is applied, a duplicate or quarantined, once."""
+        outcomes = result.applied + result.duplicate + len(result.quarantined)
+        assert outcomes == sent, (outcomes, sent)
+        self.sent += sent
+        self.counted += outcomes
+
     def push_all(self, n: int) -> None:
         dev = self.devices[n]
         while dev.pending:
             sent = dev.outbox(20)
             result = self.server.push(dev.device_id, sent, self.scopes[n])
-            self.sent += len(sent)
+            self.count_push(result, len(sent))
             self.acked[n] = result.acked_seq
             for conflict in result.conflicts:
                 self.reported[conflict.ident] = self.reported.get(conflict.ident, 0) + 1

@@ -321,3 +321,25 @@ def _sample(client, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def test_metrics_count_duplicates_conflicts_and_pulls(client, world):
+    worker = phone(client, world, "worker")
+    grid = world.grids["S-C1-R1-G1"]
+    duplicate = 'fieldsync_sync_ops_total{outcome="duplicate"}'
+    conflicts = "fieldsync_sync_conflicts_total"
+    pulls = 'fieldsync_sync_duration_seconds_count{operation="pull"}'
+    served = 'fieldsync_sync_changes_served_total{operation="pull"}'
+    before = {name: _sample(client, name) for name in (duplicate, conflicts, pulls, served)}
+    rid = record_id()
+    ops = [worker.op(rid, "people_met", "a", grid=grid)]
+    worker.push(ops)
+    worker.push(ops)  # a retry after a lost reply
+    rival = phone(client, world, "leader")  # blind to the worker's edit: a conflict
+    assert len(rival.push([rival.op(rid, "people_met", "b", grid=grid)])["conflicts"]) == 1
+    assert _sample(client, conflicts) == before[conflicts] + 1
+    page = client.get("/api/v1/sync/pull?cursor=0", headers=worker.headers)
+    changes = checked(page, 200, "pull_response")["changes"]
+    assert _sample(client, duplicate) == before[duplicate] + 1
+    assert _sample(client, pulls) == before[pulls] + 1
+    assert _sample(client, served) == before[served] + len(changes)
