@@ -196,7 +196,7 @@ class SyncMachine(RuleBasedStateMachine):
             return
         chosen = open_ones[pick % len(open_ones)]
         record_id, field = chosen[:2]
-        form_id = dict(RECORDS)[record_id]
+        form_id = self.record_form(record_id)
         values = [v for f, k, v in VALID_EDITS[form_id] if f == field and k == SET]
         grid_id = self.record_grid(record_id)
         candidates = [
@@ -214,18 +214,55 @@ class SyncMachine(RuleBasedStateMachine):
         self.push_all(n)
         assert self.server.conflicts()[chosen]
 
+    @rule(pick=st.integers(0, 1000), i=st.integers(0, 4), j=st.integers(1, 4))
+    def edit_blind_on_both_sides(self, pick: int, i: int, j: int) -> None:
+        """Two devices set one field to different values, neither having seen the other's
+        edit: a conflict between exactly those two ops."""
+        n = i % len(self.devices)
+        m = (n + j) % len(self.devices)
+        if n == m:
+            return
+        self.push_all(n)  # pending edits may move records: settle them first
+        self.push_all(m)
+
+        def may_edit(k: int, grid_id: int) -> bool:
+            scope = self.scopes[k]
+            return self.skews[k] < 600_000 and (scope is None or grid_id in scope)
+
+        shared = [p for p in self.placed_records() if may_edit(n, p[2]) and may_edit(m, p[2])]
+        if not shared:
+            return
+        record_id, form_id, grid_id = shared[pick % len(shared)]
+        fields = [(f, values) for f, k, values in VALID_EDITS[form_id] if k == SET]
+        field, values = fields[pick % len(fields)]
+        first = self.devices[n].edit(record_id, form_id, 1, grid_id, field, SET, values[0])
+        second = self.devices[m].edit(record_id, form_id, 1, grid_id, field, SET, values[1])
+        self.made[n][first.seq], self.made[m][second.seq] = first, second
+        self.push_all(n)
+        self.push_all(m)
+        pair = {first.op_id, second.op_id}
+        assert any(
+            ident[:2] == (record_id, field) and {ident[2], ident[3]} == pair
+            for ident in self.server.conflicts()
+        ), (record_id, field, pair)
+        event("two blind edits of one field: a conflict")
+
     def record_grid(self, record_id: str) -> int:
         """The record's current grid: that of its highest-keyed applied op."""
         applied = [s.op for s in self.server.log() if s.applied and s.op.record_id == record_id]
         return max(applied, key=lambda op: op.key).grid_id
 
+    def record_form(self, record_id: str) -> str:
+        """The record's form: that of its first stored op (every test form is known), which
+        need not be the form the world meant for it (`edit_with_another_form`)."""
+        return next(s.op.form_id for s in self.server.log() if s.op.record_id == record_id)
+
     def placed_records(self) -> list[tuple[str, str, int]]:
         """(record_id, its form, its current grid) of every record with an applied op."""
         placed = []
         for record_id, _form in RECORDS:
-            stored = [s.op for s in self.server.log() if s.op.record_id == record_id]
             if any(s.applied for s in self.server.log() if s.op.record_id == record_id):
-                placed.append((record_id, stored[0].form_id, self.record_grid(record_id)))
+                placed.append((record_id, self.record_form(record_id), self.record_grid(record_id)))
         return placed
 
     def edit_placed(self, n: int, record_id: str, form_id: str, grid_id: int, pick: int) -> Op:
