@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, redirect, request, send_file, url_for
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from server.api.operation import operation
 from server.api.schemas import Time
@@ -24,12 +24,6 @@ from server.models import Attachment
 bp = Blueprint("attachments", __name__, url_prefix="/api/v1/attachments")
 TAGS = ("attachments",)
 SHA = "<string(length=64):sha256>"
-
-
-class AnnounceIn(Schema):
-    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    size = fields.Integer(required=True, validate=validate.Range(min=1))
-    content_type = fields.String(required=True, validate=validate.Length(1, 100))
 
 
 class TargetOut(Schema):
@@ -75,7 +69,7 @@ def _end_transaction(session, sha256: str) -> Attachment:
     description="With S3 storage the target is a presigned PUT to the bucket, followed by "
     "POST .../complete; with local storage it is this server's PUT .../content. An upload "
     "counts only after its size, sniffed type and SHA-256 are checked.",
-    body=AnnounceIn,
+    body_json_schema="attachment_request",
     response=TargetOut,
     status=201,
     errors=[ErrorCode.ATTACHMENT_TOO_LARGE, ErrorCode.CONTENT_TYPE_NOT_ALLOWED],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from server.api.access import caller_scope
@@ -15,16 +15,9 @@ from server.errors import ErrorCode
 from server.models import Device, Role
 from server.scope import scope_grid_ids
 from server.signin import authenticate
-from server.users import MAX_USERNAME
 
 bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 TAGS = ("devices",)
-
-
-class RegisterIn(Schema):
-    username = fields.String(required=True, validate=validate.Length(1, MAX_USERNAME))
-    password = fields.String(required=True, validate=validate.Length(1, 1024), load_only=True)
-    device_name = fields.String(load_default="", validate=validate.Length(max=200))
 
 
 class RegisterOut(Schema):
@@ -51,7 +44,7 @@ class DevicesQuery(PageQuery):
 @operation(
     "Sign in on a device: a device id and a bearer token (shown once)",
     tags=TAGS,
-    body=RegisterIn,
+    body_json_schema="register_request",
     response=RegisterOut,
     status=201,
     errors=[ErrorCode.INVALID_CREDENTIALS, ErrorCode.TOO_MANY_REQUESTS],
@@ -59,7 +52,7 @@ class DevicesQuery(PageQuery):
 def register(body):
     session = db_session()
     user = authenticate(session, body["username"], body["password"], request.remote_addr)
-    device, token = register_device(session, user, body["device_name"])
+    device, token = register_device(session, user, body.get("device_name", ""))
     grids = scope_grid_ids(session, user)
     session.commit()
     return {"device_id": device.id, "token": token, "user": user, "grid_ids": grids}

@@ -1,9 +1,10 @@
 """The `operation` decorator: one declaration that parses, validates, serialises and documents.
 
-A view declares its query and body schemas (marshmallow), its response schema and
-status, and the error codes it may answer; the decorator enforces the media type
-(415), parses JSON (400), validates (422 with one entry per bad field), dumps the
-result, and keeps the declaration on the view for the OpenAPI document.
+A view declares its query and body schemas (marshmallow, or for a message a device
+sends, its mobile_schema JSON Schema), its response schema and status, and the error
+codes it may answer; the decorator enforces the media type (415), parses JSON (400),
+validates (422 with one entry per bad field), dumps the result, and keeps the
+declaration on the view for the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from flask import Response, current_app, jsonify, request
 from marshmallow import RAISE, Schema, ValidationError
 
+from mobile_schema.schemas import validate
 from server.errors import ApiError, ErrorCode
 from server.request_body import body_bytes
 from server.request_text import parse_body
@@ -94,6 +96,18 @@ def load_body(schema: type[Schema]) -> Any:
         raise _validation_error(exc, "body") from None
 
 
+def checked_body(message: str) -> Any:
+    """The JSON body, checked against the mobile_schema message `message` (a 422
+    `schema_violation` naming each failing JSON-pointer path)."""
+    data = json_body()
+    errors = [error.as_dict() for error in validate(message, data)]
+    if errors:
+        raise ApiError(
+            ErrorCode.SCHEMA_VIOLATION, f"the body does not match {message}.json", errors=errors
+        )
+    return data
+
+
 def load_query(schema: type[Schema]) -> Any:
     """The query string validated by `schema` (each parameter given once)."""
     flat = {}
@@ -118,6 +132,7 @@ def operation(
     description: str = "",
     query: type[Schema] | None = None,
     body: type[Schema] | None = None,
+    body_json_schema: str | None = None,
     body_type: str | None = None,
     response: type[Schema] | None = None,
     response_type: str = JSON,
@@ -131,6 +146,7 @@ def operation(
         description=description,
         query=query,
         body=body,
+        body_json_schema=body_json_schema,
         body_type=body_type,
         response=response,
         response_type=response_type,
@@ -145,6 +161,8 @@ def operation(
                 kwargs["query"] = load_query(query)
             if body is not None:
                 kwargs["body"] = load_body(body)
+            elif body_json_schema is not None:
+                kwargs["body"] = checked_body(body_json_schema)
             elif body_type is not None and body_type != "*/*":
                 require_media_type(body_type)
             result = view(**kwargs)

@@ -118,12 +118,21 @@ def test_a_later_claim_never_fails_an_earlier_uploaders_bytes(blob_client, world
     [
         ({"size": 10**9}, 413, "attachment_too_large"),
         ({"content_type": "text/html"}, 422, "content_type_not_allowed"),
-        ({"sha256": "ABC"}, 422, "validation_failed"),
-        ({"size": 0}, 422, "validation_failed"),
+        ({"sha256": "ABC"}, 422, "schema_violation"),
+        ({"size": 0}, 422, "schema_violation"),
+        ({"content_type": "jpeg"}, 422, "schema_violation"),
+        ({"content_type": "image/jpeg; q=1"}, 422, "schema_violation"),
+        ({"thumbnail": True}, 422, "schema_violation"),
     ],
 )
 def test_claims_that_cannot_pass_are_refused_up_front(blob_client, world, change, status, code):
     assert_problem(announce(blob_client, world, "worker", {**claim(JPEG), **change}), status, code)
+
+
+def test_a_claim_is_checked_against_attachment_request_json(blob_client, world):
+    claimed = {**claim(JPEG), "size": "12"}
+    body = assert_problem(announce(blob_client, world, "worker", claimed), 422, "schema_violation")
+    assert [error["path"] for error in body["errors"]] == ["/size"]
 
 
 def test_an_upload_larger_than_the_limit_stops(blob_client, world, blob_settings, database):

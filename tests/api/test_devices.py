@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from server.devices import hash_token
 from server.models import Device
+from server.users import MAX_USERNAME
 from tests.api.factories import PASSWORD
 from tests.api.problems import assert_problem
 
@@ -64,13 +65,28 @@ def test_wrong_password_and_unknown_user_look_the_same(client, world):
     assert wrong["detail"] == unknown["detail"]
 
 
-def test_register_validates_its_body(client, world):
+def test_register_checks_its_body_against_register_request_json(client, world, database):
+    with database.session() as session:
+        devices_before = session.scalars(select(Device.id)).all()
     body = assert_problem(
         client.post("/api/v1/devices/register", json={"username": "worker"}),
         422,
-        "validation_failed",
+        "schema_violation",
     )
-    assert {"path": "/password", "message": "Missing data for required field."} in body["errors"]
+    assert body["errors"] == [{"path": "", "message": "'password' is required"}]
+    refused = {
+        "/username": {"username": "w" * (MAX_USERNAME + 1)},
+        "/device_name": {"device_name": "d" * 201},
+        "/password": {"password": ""},
+        "": {"serial": "x"},
+    }
+    for path, change in refused.items():
+        sent = {"username": "worker", "password": PASSWORD, **change}
+        reply = client.post("/api/v1/devices/register", json=sent)
+        body = assert_problem(reply, 422, "schema_violation")
+        assert [error["path"] for error in body["errors"]] == [path], body
+    with database.session() as session:
+        assert session.scalars(select(Device.id)).all() == devices_before
     assert_problem(
         client.post("/api/v1/devices/register", data="username=x", content_type="text/plain"),
         415,
