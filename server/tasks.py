@@ -46,9 +46,11 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
 def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -> None:
     """Queue `task` to be sent when `session` commits.
 
-    It is dropped when the transaction it was queued in rolls back, or the savepoint
-    (`begin_nested`) it was queued in: a savepoint rolled back inside a transaction
-    that then commits keeps what was queued before it.
+    It is dropped when the transaction it was queued in rolls back or is closed
+    without a commit, or the savepoint (`begin_nested`) it was queued in rolls back:
+    a savepoint rolled back inside a transaction that then commits keeps what was
+    queued before it. Releasing a savepoint sends nothing; the outer transaction may
+    still roll back.
     """
     pending: list[tuple[SessionTransaction | None, Callable[[], Any]]]
     pending = session.info.setdefault(_PENDING, [])
@@ -57,11 +59,22 @@ def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -
     if not event.contains(session, "after_commit", _send_pending):
         event.listen(session, "after_commit", _send_pending)
         event.listen(session, "after_soft_rollback", _drop_pending)
+        event.listen(session, "after_transaction_end", _end_pending)
 
 
 def _send_pending(session: Session) -> None:
+    # SQLAlchemy reports a released savepoint as a commit too: only the outermost counts.
+    if session.get_nested_transaction() is not None:
+        return
     for _queued_in, send in session.info.pop(_PENDING, []):
         send()
+
+
+def _end_pending(session: Session, transaction: SessionTransaction) -> None:
+    # A committed outermost transaction has sent its tasks by now; any left over
+    # belong to one that ended without a commit (closed, or rolled back).
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:

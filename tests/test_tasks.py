@@ -83,3 +83,28 @@ def test_the_daily_audit_anchor_is_scheduled_and_registered(app):
     scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
     assert ANCHOR_TASK in scheduled
     assert ANCHOR_TASK in celery_app.tasks
+
+
+def test_a_released_savepoint_sends_nothing_before_the_transaction_commits(app, database):
+    record, seen, _done = make_recorder(app.extensions["celery"], "tests.record_released")
+    with database.sessions() as session:
+        session.add(Grid(code="T4", name="t", level="street", path="/"))
+        send_after_commit(session, record, "outer")
+        with session.begin_nested():
+            send_after_commit(session, record, "inner")
+        assert seen == []
+        session.rollback()
+        session.commit()
+    assert seen == []
+
+
+def test_a_session_closed_without_commit_drops_what_it_queued(app, database):
+    record, seen, _done = make_recorder(app.extensions["celery"], "tests.record_closed")
+    session = database.sessions()
+    session.add(Grid(code="T5", name="t", level="street", path="/"))
+    send_after_commit(session, record, "abandoned")
+    session.close()
+    session.add(Grid(code="T6", name="t", level="street", path="/"))
+    session.commit()
+    session.close()
+    assert seen == []
