@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from forms.unicode import UNSTORABLE
 from server.errors import ApiError, ErrorCode
 from server.models import Attachment, Comment, Grid, Review
 from server.scope import Scope
@@ -49,7 +50,8 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         # Sort values are positions (BIGINT); a bool is an int to Python but not to SQL.
         if type(value) is not int or not 0 <= value <= MAX_BIGINT:
             raise ValueError
-        if not isinstance(record_id, str):
+        # A record id is stored text: NUL or a lone surrogate cannot be compared with one.
+        if not isinstance(record_id, str) or UNSTORABLE.search(record_id):
             raise ValueError
     except (ValueError, TypeError):
         message = "not a cursor this server gave out"

@@ -85,7 +85,10 @@ def _cursor(value) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("forged", [[HUGE, "x"], [2**63, "x"], [-1, "x"], [True, "x"], [1.5, "x"]])
+@pytest.mark.parametrize(
+    "forged",
+    [[HUGE, "x"], [2**63, "x"], [-1, "x"], [True, "x"], [1.5, "x"], [1, "a\u0000b"], [1, "\ud800"]],
+)
 def test_a_forged_records_cursor_is_refused(client, world, forged):
     reply = client.get(f"/api/v1/records?after={_cursor(forged)}", headers=world.headers("admin"))
     problem = assert_problem(reply, 422, "validation_failed")
