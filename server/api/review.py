@@ -14,6 +14,7 @@ from server.errors import ErrorCode
 from server.models import ReviewDecision
 from server.quarantine import list_quarantined, quarantined_op
 from server.review import add_comment, decide, edit_record, record_form, release_op, resolve
+from sync.reasons import Reason
 from sync.wire_check import NAME
 
 bp = Blueprint("review", __name__, url_prefix="/api/v1")
@@ -82,7 +83,7 @@ def _rules(form_key: tuple[str, int]):
 
 
 class QuarantineQuery(Schema):
-    reason = fields.String()
+    reason = fields.String(validate=validate.OneOf([str(reason) for reason in Reason]))
     device_id = fields.String()
     user_id = row_id()
     record_id = fields.String()

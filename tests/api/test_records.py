@@ -297,3 +297,14 @@ def test_an_op_that_applied_at_once_is_not_in_quarantine(client, forms_world, se
     assert_problem(reply, 404, "not_found")
     refused = client.post(f"/api/v1/quarantine/{applied}/release", headers=w.headers("admin"))
     assert_problem(refused, 409, "conflict")
+
+
+def test_the_quarantine_filter_names_a_reason_code(client, forms_world, settings):
+    w = forms_world
+    position = add_quarantined(w, settings, "worker", "S-C1-R1-G1")
+    listed = client.get("/api/v1/quarantine?reason=unknown_field", headers=w.headers("admin"))
+    assert [item["position"] for item in listed.get_json()["items"]] == [position]
+    for reason in ("unknown-field", "", "UNKNOWN_FIELD"):
+        reply = client.get(f"/api/v1/quarantine?reason={reason}", headers=w.headers("admin"))
+        problem = assert_problem(reply, 422, "validation_failed")
+        assert [error["path"] for error in problem["errors"]] == ["/reason"]
