@@ -21,12 +21,22 @@ from sync.store.inbox import Item, add_items
 
 
 def record_authors(session: Session, record_id: str) -> list[int]:
-    """Users whose ops touched the record or its child rows."""
+    """Users whose applied ops built the record or its child rows.
+
+    A quarantined op changed nothing, and its sender may have no right to the record
+    (an op naming a grid outside the sender's scope): they are told of the quarantine,
+    not of what supervisors say about the record. A released op counts.
+    """
+    o = t.ops
     children = select(t.records.c.record_id).where(t.records.c.parent_id == record_id)
+    released = select(t.op_releases.c.op_position).where(
+        t.op_releases.c.op_position == o.c.position
+    )
     query = (
-        select(t.ops.c.user_id)
+        select(o.c.user_id)
         .distinct()
-        .where(t.ops.c.record_id.in_(children) | (t.ops.c.record_id == record_id))
+        .where(o.c.record_id.in_(children) | (o.c.record_id == record_id))
+        .where(o.c.reason.is_(None) | released.exists())
     )
     return sorted(user_id for user_id in session.scalars(query) if user_id)
 

@@ -308,3 +308,32 @@ def test_the_quarantine_filter_names_a_reason_code(client, forms_world, settings
         reply = client.get(f"/api/v1/quarantine?reason={reason}", headers=w.headers("admin"))
         problem = assert_problem(reply, 422, "validation_failed")
         assert [error["path"] for error in problem["errors"]] == ["/reason"]
+
+
+def test_a_quarantined_op_does_not_make_its_sender_an_author(client, forms_world, settings):
+    from tests.api.records_world import push
+
+    w = forms_world
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    # worker2 names their own grid on a record outside it: quarantined, nothing applied.
+    edit = [(record_id, "severity", w.grids["S-C2-R1-G1"], "high")]
+    reply = push(w, settings, w.devices["worker2"], edit)
+    assert [q["reason"] for q in reply["quarantined"]] == ["grid_out_of_scope"]
+    url = f"/api/v1/records/{record_id}"
+    decided = client.post(
+        f"{url}/review",
+        json={"decision": "needs_revision", "comment": "the tenant's phone is 138..."},
+        headers=w.headers("supervisor"),
+    )
+    assert decided.status_code == 201, decided.get_json()
+    body = {"body": "call the tenant"}
+    commented = client.post(f"{url}/comments", json=body, headers=w.headers("leader"))
+    assert commented.status_code == 201, commented.get_json()
+
+    def inbox(who):
+        with w.database.session() as session:
+            rows = session.execute(select(t.inbox).where(t.inbox.c.user_id == w.users[who]))
+            return {row.kind for row in rows if row.record_id == record_id}
+
+    assert inbox("worker") == {"review", "comment"}
+    assert inbox("worker2") <= {"quarantine"}
