@@ -80,17 +80,43 @@ def _flagged():
     return and_(r.c.validation_flags.is_not(None), flags.not_in(["null", "[]", "{}"]))
 
 
+def _rows_of_deleted_records():
+    """SELECT of the ids of the child rows, at any depth, under a deleted record or row.
+
+    A row is its own record with its own `_deleted`, so deleting a household leaves its
+    members' rows as they were; they went with the household all the same (the form
+    checks skip them, `forms.validate`), and lists and exports leave them out with it.
+    """
+    child, parent = r.alias("child"), r.alias("parent")
+    under = (
+        select(child.c.record_id)
+        .join(parent, child.c.parent_id == parent.c.record_id)
+        .where(parent.c.deleted.is_(True))
+        .cte("under_deleted", recursive=True)
+    )
+    deeper = r.alias("deeper")
+    # UNION, not UNION ALL: `_parent` is an ordinary register, so rows can name each
+    # other in a loop, and only dropping rows already found ends the recursion then.
+    under = under.union(
+        select(deeper.c.record_id).join(under, deeper.c.parent_id == under.c.record_id)
+    )
+    return select(under.c.record_id)
+
+
 def list_query(scope: Scope, session: Session, filters: Mapping[str, Any]):
     """SELECT of the records matching `filters`, in scope, in the asked order (one page)."""
     sort_column, descending = SORTS[filters.get("sort", "-changed")]
     query = select(r).where(scope.grid_filter(r.c.grid_id))
+    children = "parent" in filters or "group" in filters or filters.get("include_children")
     if not filters.get("include_deleted"):
         query = query.where(r.c.deleted.is_(False))
+        if children:
+            query = query.where(r.c.record_id.not_in(_rows_of_deleted_records()))
     if "parent" in filters:
         query = query.where(r.c.parent_id == filters["parent"])
     elif "group" in filters:  # the rows of one repeat, under any parent
         query = query.where(r.c.repeat_group == filters["group"])
-    elif not filters.get("include_children"):
+    elif not children:
         query = query.where(r.c.parent_id.is_(None))
     if "form" in filters:
         query = query.where(r.c.form_id == filters["form"])

@@ -141,3 +141,43 @@ def test_every_export_is_on_the_audit_trail(client, forms_world, settings, datab
     )
     assert details["form_version"] == 1
     assert (details["grid"], details["review"], details["grid_ids"]) == (grid, "pending", [grid])
+
+
+def test_rows_of_a_deleted_record_leave_with_it(client, forms_world, settings):
+    w = forms_world
+    kept, gone = (add_record(w, settings, "worker", "S-C1-R1-G1") for _ in range(2))
+    grid_id = w.grids["S-C1-R1-G1"]
+    rows = {}
+    for parent in (kept, gone):
+        rows[parent] = str(uuid.uuid4())
+        values = {"_parent": parent, "_group": "photos", "_order": 1, "caption": parent}
+        push(
+            w,
+            settings,
+            w.devices["worker"],
+            [(rows[parent], f, grid_id, v) for f, v in values.items()],
+        )
+    # A row under a row of the deleted record is gone too, however deep.
+    nested = str(uuid.uuid4())
+    values = {"_parent": rows[gone], "_group": "photos", "_order": 1, "caption": "nested"}
+    push(w, settings, w.devices["worker"], [(nested, f, grid_id, v) for f, v in values.items()])
+    push(w, settings, w.devices["worker"], [(gone, "_deleted", grid_id, True)])
+    admin = w.headers("admin")
+
+    exported = table(client.get(f"{URL}?form=hazard_check&group=photos", headers=admin))
+    assert [row["record_id"] for row in exported] == [rows[kept]]
+    everything = client.get(
+        f"{URL}?form=hazard_check&group=photos&include_deleted=true", headers=admin
+    )
+    assert {row["record_id"] for row in table(everything)} == {*rows.values(), nested}
+
+    def listed(query):
+        reply = client.get(f"/api/v1/records?{query}", headers=admin)
+        assert reply.status_code == 200, reply.get_json()
+        return {item["record_id"] for item in reply.get_json()["items"]}
+
+    assert listed("include_children=true") == {kept, rows[kept]}
+    assert listed(f"parent={gone}") == set()
+    assert listed(f"parent={rows[gone]}") == set()
+    assert listed(f"parent={gone}&include_deleted=true") == {rows[gone]}
+    assert listed(f"parent={kept}") == {rows[kept]}
