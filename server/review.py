@@ -57,6 +57,11 @@ def decide(
         raise ApiError(
             ErrorCode.VALIDATION_FAILED, message, errors=[{"path": "/comment", "message": message}]
         )
+    # Decisions on one record take turns: the status is then always that of the review
+    # stored last, whichever way two supervisors' requests interleave.
+    session.execute(
+        select(t.records.c.record_id).where(t.records.c.record_id == record_id).with_for_update()
+    )
     review = Review(record_id=record_id, decision=decision, comment=comment, user_id=reviewer.id)
     session.add(review)
     session.flush()

@@ -337,3 +337,59 @@ def test_a_quarantined_op_does_not_make_its_sender_an_author(client, forms_world
 
     assert inbox("worker") == {"review", "comment"}
     assert inbox("worker2") <= {"quarantine"}
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+def test_of_two_decisions_at_once_the_status_is_the_last_listed(app, forms_world, settings):
+    """Two supervisors decide on one record at the same moment: whichever way their
+    transactions interleave, the record's status is the decision its history lists last.
+    (On SQLite one transaction holds the write lock and the other waits for all of it.)"""
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from server.models import Review
+
+    w = forms_world
+    w.add_user("supervisor2", "supervisor", ["S-C1"])
+    record_id = add_record(w, settings, "worker", "S-C1-R1-G1")
+    url = f"/api/v1/records/{record_id}/review"
+    first_stored, second_done = threading.Event(), threading.Event()
+
+    def pause_after_the_first_review(session, _context):
+        # The first decision waits between storing its review and setting the status,
+        # while the second decision runs from start to end.
+        if threading.current_thread().name == "first" and any(
+            isinstance(item, Review) for item in session.new
+        ):
+            first_stored.set()
+            second_done.wait(timeout=3)  # the second may be waiting for us: then go on
+
+    replies = {}
+
+    def decide(who, decision):
+        client = app.test_client()
+        replies[who] = client.post(url, json={"decision": decision}, headers=w.headers(who))
+        if who == "supervisor2":
+            second_done.set()
+
+    event.listen(Session, "after_flush", pause_after_the_first_review)
+    try:
+        first = threading.Thread(target=decide, args=("supervisor", "approved"), name="first")
+        first.start()
+        assert first_stored.wait(timeout=10)
+        second = threading.Thread(target=decide, args=("supervisor2", "rejected"))
+        second.start()
+        second.join(timeout=20)
+        second_done.set()
+        first.join(timeout=20)
+    finally:
+        event.remove(Session, "after_flush", pause_after_the_first_review)
+    assert {who: reply.status_code for who, reply in replies.items()} == {
+        "supervisor": 201,
+        "supervisor2": 201,
+    }
+    detail = app.test_client().get(f"/api/v1/records/{record_id}", headers=w.headers("admin"))
+    body = detail.get_json()
+    assert body["review_status"] == body["reviews"][-1]["decision"], body["reviews"]
