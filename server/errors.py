@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from server.blobs import BlobStoreUnavailable
@@ -165,6 +166,33 @@ def _handle_blob_store_unavailable(error: BlobStoreUnavailable) -> Response:
     )
 
 
+# A unique key refused the row: SQLite's extended result codes and PostgreSQL's SQLSTATE.
+_UNIQUE_VIOLATIONS = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"}
+)
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    cause = error.orig
+    return (
+        getattr(cause, "sqlite_errorname", None) in _UNIQUE_VIOLATIONS
+        or getattr(cause, "sqlstate", None) in _UNIQUE_VIOLATIONS
+    )
+
+
+def _handle_integrity_error(error: IntegrityError) -> Response:
+    """A row another request stored first (a username or grid code taken between the
+    check and the insert) is a 409, as the check would have answered; any other broken
+    constraint is a fault of the server's."""
+    if not _is_unique_violation(error):
+        return _handle_unexpected(error)
+    log.info("unique key taken concurrently: %s", error.orig)
+    return problem_response(
+        ErrorCode.CONFLICT,
+        "Another request stored the same thing at the same time; nothing was changed.",
+    )
+
+
 def _handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
     return problem_response(ErrorCode.INTERNAL_ERROR, "The server failed; the error was logged.")
@@ -174,4 +202,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, _handle_api_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(BlobStoreUnavailable, _handle_blob_store_unavailable)
+    app.register_error_handler(IntegrityError, _handle_integrity_error)
     app.register_error_handler(Exception, _handle_unexpected)

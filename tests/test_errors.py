@@ -1,7 +1,10 @@
 import pytest
 from flask import Blueprint
+from sqlalchemy import select
 
+from server.db import db_session
 from server.errors import PROBLEM_JSON, ApiError, ErrorCode, problem_body
+from server.models import User
 
 
 def assert_problem(response, status, code):
@@ -43,6 +46,8 @@ def failing_client(settings, database, monkeypatch):
     # Every endpoint needs an access rule; these test-only ones are public.
     monkeypatch.setitem(RULES, "boom.boom", PUBLIC)
     monkeypatch.setitem(RULES, "boom.domain", PUBLIC)
+    monkeypatch.setitem(RULES, "boom.taken", PUBLIC)
+    monkeypatch.setitem(RULES, "boom.unfilled", PUBLIC)
 
     app = create_app(settings, database)
     bp = Blueprint("boom", __name__)
@@ -54,6 +59,20 @@ def failing_client(settings, database, monkeypatch):
     @bp.get("/domain")
     def domain():
         raise ApiError(ErrorCode.SEQ_GAP, "expected seq 4", extra={"expected_seq": 4})
+
+    def add_users(*names):
+        session = db_session()
+        session.add_all(User(username=name, role="worker", password_hash="x") for name in names)
+        session.commit()
+
+    @bp.post("/taken")
+    def taken():
+        # what two requests creating one username at once come to: the second insert
+        add_users("twin", "twin")
+
+    @bp.post("/unfilled")
+    def unfilled():
+        add_users(None)
 
     app.register_blueprint(bp)
     return app.test_client()
@@ -67,6 +86,18 @@ def test_an_unexpected_error_leaks_nothing(failing_client):
     assert "Traceback" not in text
     assert "/srv" not in text
     assert body["detail"]
+
+
+def test_a_unique_key_taken_meanwhile_is_a_conflict_and_stores_nothing(failing_client, database):
+    body = assert_problem(failing_client.post("/taken"), 409, "conflict")
+    assert "same time" in body["detail"]
+    with database.session() as session:
+        assert session.scalars(select(User).where(User.username == "twin")).all() == []
+
+
+def test_any_other_broken_constraint_is_the_servers_fault(failing_client):
+    body = assert_problem(failing_client.post("/unfilled"), 500, "internal_error")
+    assert "NOT NULL" not in body["detail"]
 
 
 def test_domain_errors_carry_their_code_and_extras(failing_client):
