@@ -20,6 +20,8 @@ from forms.types import META_FIELDS, SELECT_TYPES
 
 FORM_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,99}\Z")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,199}\Z")
+# Ops, pulls and the store carry a field's key in 128 characters (`field` in common.json).
+MAX_KEY = 128
 XML_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,199}\Z")
 TEXT_KEYS = ("label", "hint", "required_message", "constraint_message")
 EXPRESSION_KEYS = ("required", "relevant", "constraint", "default", "calculation")
@@ -144,6 +146,12 @@ def _field(raw: Any, parent: Field | None, lists: dict[str, tuple[Choice, ...]])
     name, field_type = raw.get("name"), raw.get("type")
     if not isinstance(name, str) or NAME_RE.match(name) is None or name in META_FIELDS:
         raise DefinitionError(f"field name {name!r} is not a valid name")
+    if len(name) > MAX_KEY:
+        # A question whose name repeats in several groups is keyed by its path.
+        raise DefinitionError(
+            f"field {name!r}: its key has {len(name)} characters, more than the {MAX_KEY}"
+            " a field's key may have"
+        )
     if not isinstance(field_type, str):
         raise DefinitionError(f"field {name!r}: type is missing")
     check_type_name(name, field_type)

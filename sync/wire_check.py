@@ -22,10 +22,12 @@ MAX_LIST = 1000
 MAX_ITEM_TEXT = 1000
 _KEY_COUNT = len(frozenset(WIRE_KEYS))
 _KINDS = frozenset(KINDS)
-# The schema's name pattern, anchored at both ends (the schema's `$` would also
+# The schema's name and field patterns, anchored at both ends (the schema's `$` would also
 # allow a trailing newline, which this refuses: refusing more is safe here). No name
 # holds a character JSON must escape, which pull pages on PostgreSQL rely on.
 NAME = re.compile("[A-Za-z_\u00c0-\uffff][A-Za-z0-9_.\\-\u00b7\u00c0-\uffff]{0,127}")
+# A field's name, or the path a question whose name repeats in several groups is keyed by.
+FIELD = re.compile("[A-Za-z_\u00c0-\uffff][A-Za-z0-9_.\\-/\u00b7\u00c0-\uffff]{0,127}")
 _UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HLC = re.compile("[0-9a-f]{16}")
 
@@ -91,7 +93,7 @@ def plain_fields(op: Any) -> tuple | None:
         # the set lookups inline: a push repeats its record ids and names
         or not (record_id in _uuids or _learn(_uuids, _UUID, record_id))
         or not (form_id in _names or _learn(_names, NAME, form_id))
-        or not (field in _names or _learn(_names, NAME, field))
+        or not (field in _fields or _learn(_fields, FIELD, field))
         or not _plain_value(value)
     ):
         return None
@@ -101,6 +103,7 @@ def plain_fields(op: Any) -> tuple | None:
 # Texts already found to match, so that the names and record ids a push repeats are
 # matched once. Bounded: cleared when full (a miss only costs the regular expression).
 _names: set[str] = set()
+_fields: set[str] = set()
 _uuids: set[str] = set()
 _KNOWN_MAX = 4096
 

@@ -15,7 +15,7 @@ from server.models import ReviewDecision
 from server.quarantine import list_quarantined, quarantined_op
 from server.review import add_comment, decide, edit_record, record_form, release_op, resolve
 from sync.reasons import Reason
-from sync.wire_check import NAME
+from sync.wire_check import FIELD
 
 bp = Blueprint("review", __name__, url_prefix="/api/v1")
 TAGS = ("review",)
@@ -41,7 +41,8 @@ class EditIn(Schema):
     field = fields.String(
         required=True,
         validate=validate.Regexp(
-            NAME.pattern + r"\Z", error="a field name: a letter or '_', then letters, digits, _-."
+            FIELD.pattern + r"\Z",
+            error="a field name: a letter or '_', then letters, digits, _-. (and / in a path)",
         ),
     )
     kind = fields.String(load_default="set", validate=validate.OneOf(["set", "add", "remove"]))

@@ -75,9 +75,9 @@ _CHANGE_SQLITE = (
     " 'device_id', fs.device_id, 'position', fs.position)"
 )
 # PostgreSQL: ids and names go between quotes as they are. Record and device ids are
-# UUIDs, form and field names match the protocol's name pattern (`sync.wire_check.NAME`,
-# which every pushed op and every server edit is held to): none holds a character JSON
-# escapes. Quoting them with to_json took 40% of the statement's time.
+# UUIDs, form and field names match the protocol's patterns (`sync.wire_check.NAME` and
+# `FIELD`, which every pushed op and every server edit is held to): none holds a
+# character JSON escapes. Quoting them with to_json took 40% of the statement's time.
 _CHANGE_POSTGRES = (
     """'{"record_id":"' || fs.record_id || '","form_id":"' || r.form_id"""
     """ || '","form_version":' || r.form_version || ',"grid_id":' || r.grid_id"""

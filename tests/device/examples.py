@@ -97,6 +97,8 @@ VALID: dict[str, list[Any]] = {
         dict(OP, field="route", value=[{"latitude": 40.1, "longitude": 111.6, "accuracy": 5}] * 3),
         dict(OP, field="where", value={"latitude": 40.1, "longitude": 111.6}),
         dict(OP, field="户主", value=3.5),
+        # A question whose name repeats in several groups (an XLSForm loop) is keyed by path.
+        dict(OP, field="transport/loop/ambulance/frequency", value="daily"),
     ],
     "push_request": [{"ops": [OP, dict(OP, seq=18)]}],
     "push_response": [

@@ -71,6 +71,7 @@ INVALID = [
     ("op", changed(OP, "/field", "a b"), "/field"),
     ("op", changed(OP, "/field", "x" * 129), "/field"),
     ("op", changed(OP, "/form_id", "1household"), "/form_id"),
+    ("op", changed(OP, "/form_id", "forms/household"), "/form_id"),
     ("op", changed(OP, "/value", "x" * 65537), "/value"),
     ("op", changed(OP, "/value", {"nested": {"deeper": 1}}), "/value/nested"),
     ("op", changed(OP, "/value", list(range(20001))), "/value"),

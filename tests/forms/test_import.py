@@ -192,3 +192,18 @@ def test_xform_paths_become_references_outside_string_literals_only(calculate, e
 <bind nodeset="/data/c" type="string" calculate="{calculate.replace('"', "&quot;")}"/>"""
     fields = read_definition(xform(binds, fields="<a/><c/>"), "t.xml")[0]["fields"]
     assert fields[1]["calculation"] == expected
+
+
+def test_a_question_keyed_by_a_path_longer_than_a_field_key_is_refused():
+    # The name repeats in two groups, so each question is keyed by its path.
+    group = "g" * 70
+    survey = [HEADER]
+    for n in (1, 2):
+        survey += [["begin_group", f"{group}{n}", "G"], ["text", "q" * 60, "Q"], ["end_group"]]
+    with pytest.raises(FormFileError, match=r"its key has 132 characters, more than the 128"):
+        read_definition(xlsx(survey), "f.xlsx")
+    fits = [HEADER, ["begin_group", "g1", "G"], ["text", "q", "Q"], ["end_group"]]
+    fits += [["begin_group", "g2", "G"], ["text", "q", "Q"], ["end_group"]]
+    assert [f["name"] for f in read_definition(xlsx(fits), "f.xlsx")[0]["fields"][0]["fields"]] == [
+        "g1/q"
+    ]
