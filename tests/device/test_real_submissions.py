@@ -159,3 +159,46 @@ def test_real_submissions_sync_and_export_as_entered(form, app, world, admin, ph
 
 def count_rows(rows: list[Row], group: str) -> int:
     return sum((row.group == group) + count_rows(row.rows, group) for row in rows)
+
+
+def flags_of(app, admin, record_id: str) -> list[tuple]:
+    flags = stored(app, admin, record_id)["validation_flags"] or []
+    return [(f["field"], f["code"], f.get("repeat"), f.get("row")) for f in flags]
+
+
+def test_flags_follow_required_and_constraints_as_fields_are_edited(app, world, admin, phone):
+    form_id = publish(world, "tutorial.xlsx")
+    phone.sync()
+    version = phone.forms.version(form_id, 1)
+    submission = read_submission(version, submission_file("tutorial/instances/1.xml"))
+    record_id = enter(phone, form_id, phone.state().grid_ids[0], submission.values, [])
+    phone.sync()
+    assert flags_of(app, admin, record_id) == []
+    phone.set(record_id, "age", None)  # "How old are you?" is required
+    phone.sync()
+    assert flags_of(app, admin, record_id) == [("age", "required", None, None)]
+    phone.set(record_id, "age", 150)  # ${age} > 0 and ${age} < 120
+    phone.sync()
+    (flag,) = stored(app, admin, record_id)["validation_flags"]
+    assert (flag["field"], flag["code"]) == ("age", "constraint")
+    assert flag["messages"] == {"default": "That's not a valid age!"}
+    flagged = app.test_client().get(f"/api/v1/records?form={form_id}&flagged=true", headers=admin)
+    assert [item["record_id"] for item in flagged.json["items"]] == [record_id]
+    phone.set(record_id, "age", 35)
+    phone.sync()
+    assert flags_of(app, admin, record_id) == []
+
+
+def test_a_repeat_made_not_relevant_is_flagged_on_its_record(app, world, admin, phone):
+    form_id = publish(world, "nested_repeats.xlsx")
+    phone.sync()
+    version = phone.forms.version(form_id, 1)
+    submission = read_submission(version, submission_file("nested_repeats_01.xml"))
+    record_id = enter(phone, form_id, phone.state().grid_ids[0], submission.values, submission.rows)
+    phone.sync()
+    assert flags_of(app, admin, record_id) == []
+    phone.set(record_id, "has_kids", "0")  # the kids_details repeat is relevant for '1' only
+    phone.sync()
+    assert flags_of(app, admin, record_id) == [
+        ("kids_details", "not_relevant", None, None),
+    ]
