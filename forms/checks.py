@@ -30,10 +30,12 @@ class Rejection:
 Checker = Callable[[str, Any], Rejection | None]
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+# An offset is `Z`, `+hh:mm` or `+hh`: ISO 8601 allows hours alone, and JavaRosa
+# wrote them so for years (`2014-01-09T11:52:02.906+03` in ODK and Ona instances).
 DATETIME_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})\Z", re.ASCII
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:\d{2})?)\Z", re.ASCII
 )
-TIME_RE = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?\Z", re.ASCII)
+TIME_RE = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:\d{2})?)?\Z", re.ASCII)
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.ASCII)
 SHA256_RE = re.compile(r"[0-9a-f]{64}\Z", re.ASCII)
 GEOPOINT_KEYS = frozenset({"latitude", "longitude", "altitude", "accuracy"})

@@ -26,6 +26,9 @@ from tests.device.submissions import FORMS, Row, form_file, read_submission, sub
 
 PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
 CASES = {
+    "tutorial.xlsx": [
+        f"tutorial/instances/{name}.xml" for name in ("1", "2", "3", "nan_net_worth", "no_age")
+    ],
     "nested_repeats.xlsx": ["nested_repeats_01.xml", "nested_repeats_02.xml"],
     "groups_in_repeats.xlsx": ["groups_in_repeats_01.xml", "groups_in_repeats_02.xml"],
     "good_eats_multilang.xlsx": ["good_eats_multilang/1.xml"],

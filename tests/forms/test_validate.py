@@ -141,3 +141,17 @@ def test_calculations_over_rows():
     assert result.calculated["member_count"] == 2
     constraint_rows = [e.row for e in result.errors if e.field == "categories"]
     assert constraint_rows == [1]
+
+
+def test_date_times_take_an_offset_of_hours_alone_as_odk_instances_hold():
+    from forms import from_dict
+
+    form = from_dict({"form_id": "t", "fields": [{"name": "at", "type": "datetime"}]})
+    for value in (
+        "2014-01-09T11:52:02.906+03",
+        "2014-01-09T11:52:02.906+03:00",
+        "2014-01-09T11:52Z",
+    ):
+        assert reason("at", "set", value, form) is None, value
+    for value in ("2014-01-09T11:52:02", "2014-01-09T11:52:02+3", "2014-01-09T11:52:02+0300"):
+        assert reason("at", "set", value, form) == "wrong_type", value
