@@ -35,6 +35,7 @@ from sqlalchemy import MetaData, Table, text
 from bench.sync_world import FORM_ID, field_kinds, fresh_database, populate, value_for
 from server import sync_service
 from server.heap import settle
+from server.record_flags import check_all, mark_after_push
 from server.settings import Settings
 from sync import hlc, protocol
 from sync.store.ingest import OP_COLUMNS
@@ -132,6 +133,7 @@ def push(database, world, device: Device, wire_ops: list[dict], meter: CpuMeter 
             rules,
             lambda named: {world.grid_id} & named,
         )
+        mark_after_push(session, reply.result)
         session.commit()
         if meter is not None:
             meter.stop()
@@ -154,6 +156,14 @@ def checkpoint_seconds(database) -> float:
     finally:
         raw.close()
     return time.perf_counter() - started
+
+
+def flag_check_seconds(database) -> float:
+    """Seconds a worker takes to compute the flags of the records a push marked (outside
+    the push: the server sends this to its task queue once the push commits)."""
+    started = time.perf_counter()
+    check_all(database)
+    return time.perf_counter() - started + checkpoint_seconds(database)
 
 
 def bare_table(database) -> Table:
@@ -219,7 +229,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
         a, b = Device(world.devices[0]), Device(world.devices[1])
         source = slots()
         elapsed = sent = conflicts = copied = 0
-        baseline = 0.0
+        baseline = flag_checks = 0.0
         first_times: list[float] = []
         first_push: list[dict] | None = None
         position = 0
@@ -249,6 +259,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
                 reply, seconds = push(database, world, device, wire, meter)
                 assert reply.result.applied == len(wire), reply.result.quarantined[:3]
                 elapsed += seconds
+                flag_checks += flag_check_seconds(database)
                 sent += len(wire)
                 conflicts += len(reply.result.conflicts)
                 if device is a:
@@ -287,6 +298,7 @@ def run(backend: str, pushes: int, total_ops: int | None) -> dict:
         "round_ms": round(1000 * elapsed / rounds, 1),
         "client_cpu_ms": round(1000 * meter.client / rounds, 1),
         "server_cpu_ms": None if meter.server is None else round(1000 * meter.server / rounds, 1),
+        "flag_check_ms": round(1000 * flag_checks / rounds, 1),
     }
 
 
@@ -326,6 +338,7 @@ def main() -> None:
         "round_ms",
         "client_cpu_ms",
         "server_cpu_ms",
+        "flag_check_ms",
     )
     print(" | ".join(f"{name:>12}" for name in header))
     for result in results:

@@ -11,6 +11,7 @@ from server import errors, health, logs, metrics
 from server.api import CONVERTERS, blueprints
 from server.audit.tasks import BEAT_SCHEDULE as AUDIT_SCHEDULE
 from server.db import Database
+from server.record_flags import BEAT_SCHEDULE as FLAGS_SCHEDULE
 from server.request_text import refuse_nul
 from server.settings import Settings, from_env
 from server.tasks import celery_init_app
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.after_request(_security_headers)
     celery_app = celery_init_app(app, settings)
     # Periodic work for `celery -A server.worker beat`.
-    celery_app.conf.beat_schedule = {**AUDIT_SCHEDULE}
+    celery_app.conf.beat_schedule = {**AUDIT_SCHEDULE, **FLAGS_SCHEDULE}
 
     app.url_map.converters.update(CONVERTERS)
     app.register_blueprint(health.bp)

@@ -10,73 +10,100 @@ when there are none). Flags never change state: ops apply whatever the flags say
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
-from typing import Any
+import uuid
+from collections.abc import Collection
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from celery import shared_task
+from flask import has_app_context
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from forms import FormVersion, from_dict
 from forms.model import DefinitionError
 from forms.validate import validate_record
+from server.db import Database
 from server.form_store import LIVE
 from server.models.forms import StoredFormVersion
-from sync.store import tables as t
+from server.models.review import FlagCheck
+from server.tasks import app_task, send_after_commit
+from sync.messages import PushResult
+from sync.ops import OpStatus
+from sync.store.sql import (
+    decode_json,
+    driver_rows,
+    encode_json,
+    in_param,
+    insert_rows,
+    is_postgres,
+    pg_array,
+    sqlite_value,
+    update_rows,
+)
 
-CHUNK = 500  # ids per IN list
-r, fs = t.records, t.field_state
+FLAGS_TASK = "fieldsync.records.check_flags"
+BATCH = 1000  # marked records checked per transaction
+
+# For the beat schedule: checks whose task was lost (a broker down at commit) run within
+# a minute.
+BEAT_SCHEDULE = {"flag-checks": {"task": FLAGS_TASK, "schedule": 60.0}}
 
 
-def _chunks(ids: Collection[str]) -> Iterable[list[str]]:
-    listed = sorted(ids)
-    for start in range(0, len(listed), CHUNK):
-        yield listed[start : start + CHUNK]
+class _Record(NamedTuple):
+    record_id: str
+    parent_id: str | None
+    repeat_group: str | None
+    deleted: bool
+    form_id: str
+    form_version: int
+    validation_flags: Any
 
 
-def _roots(session: Session, record_ids: Collection[str]) -> set[str]:
-    """The top-level records of these records (a row's parent, its parent's, ...)."""
-    roots: set[str] = set()
-    seen: set[str] = set()
+_RECORDS = (
+    "SELECT record_id, parent_id, repeat_group, deleted, form_id, form_version,"
+    " validation_flags FROM records WHERE {column} {test}"
+)
+_VALUES = {
+    # PostgreSQL's driver would decode every value itself, slower than `decode_json`.
+    "postgresql": "SELECT record_id, field, value::text FROM field_state WHERE record_id {test}",
+    "sqlite": "SELECT record_id, field, value FROM field_state WHERE record_id {test}",
+}
+
+
+def _read_records(connection: Connection, column: str, ids: Collection[str]) -> list[_Record]:
+    test, parameter = in_param(connection, sorted(ids), "text")
+    rows = driver_rows(connection, _RECORDS.format(column=column, test=test), (parameter,))
+    if is_postgres(connection):
+        return [_Record(*row) for row in rows]
+    # SQLite: the flag is an integer, the flags their JSON text
+    return [_Record(*row[:3], bool(row[3]), *row[4:6], decode_json(row[6])) for row in rows]
+
+
+def _trees(connection: Connection, record_ids: Collection[str]) -> dict[str, _Record]:
+    """Every record of the trees these records belong to, by id: up through `parent_id`
+    to the top-level records, then down to every row under them, a query per level."""
+    found: dict[str, _Record] = {}
     todo = set(record_ids)
-    while todo:
-        seen |= todo
-        parents: set[str] = set()
-        for chunk in _chunks(todo):
-            for record_id, parent_id in session.execute(
-                select(r.c.record_id, r.c.parent_id).where(r.c.record_id.in_(chunk))
-            ):
-                if parent_id is None:
-                    roots.add(record_id)
-                else:
-                    parents.add(parent_id)
-        todo = parents - seen
-    return roots
-
-
-def _trees(session: Session, roots: set[str]) -> dict[str, Any]:
-    """Every record of these trees, by id (rows found through `parent_id`)."""
-    found: dict[str, Any] = {}
-    todo = set(roots)
-    while todo:
-        rows = [
-            row
-            for chunk in _chunks(todo)
-            for row in session.execute(
-                select(r).where(r.c.record_id.in_(chunk) | r.c.parent_id.in_(chunk))
-            )
-        ]
-        fresh = {row.record_id: row for row in rows if row.record_id not in found}
-        found.update(fresh)
-        todo = set(fresh) - todo
+    while todo:  # up
+        found.update((row.record_id, row) for row in _read_records(connection, "record_id", todo))
+        todo = {row.parent_id for row in found.values() if row.parent_id is not None} - set(found)
+    todo = {row.record_id for row in found.values() if row.parent_id is None}
+    while todo:  # down
+        rows = _read_records(connection, "parent_id", todo)
+        found.update((row.record_id, row) for row in rows)
+        todo = {row.record_id for row in rows}
     return found
 
 
-def _values(session: Session, record_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+def _values(connection: Connection, record_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The fields' current values, read as the driver's rows (thousands per check)."""
+    postgres = is_postgres(connection)
+    test, parameter = in_param(connection, sorted(record_ids), "text")
+    statement = _VALUES["postgresql" if postgres else "sqlite"].format(test=test)
+    decode = decode_json if postgres else sqlite_value
     held: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(record_ids):
-        query = select(fs.c.record_id, fs.c.field, fs.c.value).where(fs.c.record_id.in_(chunk))
-        for record_id, name, value in session.execute(query):
-            held.setdefault(record_id, {})[name] = value
+    for record_id, name, value in driver_rows(connection, statement, (parameter,)):
+        held.setdefault(record_id, {})[name] = decode(value)
     return held
 
 
@@ -116,7 +143,7 @@ class _Versions:
         return self.built[row.digest]
 
 
-def _rows(tree: dict[str, Any], values: dict[str, dict[str, Any]], root: str) -> dict:
+def _rows(tree: dict[str, _Record], values: dict[str, dict[str, Any]], root: str) -> dict:
     """The rows under `root` per repeat, each with `_id`, `_parent`, `_deleted`, in order."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for record_id, row in tree.items():
@@ -139,29 +166,108 @@ def _row_order(row: dict[str, Any]) -> tuple:
 def refresh_flags(
     session: Session, record_ids: Collection[str], now: dt.datetime | None = None
 ) -> None:
-    """Check the records these ids belong to and store their flags."""
-    roots = _roots(session, record_ids)
-    if not roots:
+    """Check the records these ids belong to and store their flags (one UPDATE)."""
+    connection = session.connection()
+    tree = _trees(connection, record_ids)
+    if not tree:
         return
-    tree = _trees(session, roots)
-    values = _values(session, tree)
+    values = _values(connection, tree)
     versions = _Versions(session)
     now = now or dt.datetime.now(dt.UTC)
-    by_root: dict[str, dict[str, Any]] = {root: {} for root in roots}
+    by_root: dict[str, dict[str, _Record]] = {
+        record_id: {} for record_id, row in tree.items() if row.parent_id is None
+    }
     for record_id, row in tree.items():
         top = record_id
-        while top not in by_root and tree.get(top) is not None:
+        while top not in by_root and top in tree:
             top = tree[top].parent_id
         if top in by_root:
             by_root[top][record_id] = row
+    changed = []
     for root, members in by_root.items():
-        head = members.get(root)
-        if head is None:
-            continue
+        head = members[root]
         version = versions.get(head.form_id, head.form_version)
         if version is None:
             continue
         errors = validate_record(version, values.get(root, {}), _rows(members, values, root), now)
         flags = [error.as_dict() for error in errors] or None
         if flags != head.validation_flags:
-            session.execute(update(r).where(r.c.record_id == root).values(validation_flags=flags))
+            changed.append((root, None if flags is None else encode_json(flags)))
+    key, flags_column = (("record_id", "text"),), (("validation_flags", "json"),)
+    update_rows(connection, "records", key, flags_column, changed)
+
+
+def mark(session: Session, record_ids: Collection[str]) -> None:
+    """Ask for these records' flags to be computed again once this transaction commits.
+
+    The request is a row of `flag_checks`, written in the transaction that changed the
+    records, so it survives a lost task; the task the app sends after the commit (run
+    in-process without a broker), or the beat schedule's, carries it out
+    (`check_marked`). Outside an app (a script on the store) only the marks are written.
+    """
+    if not record_ids:
+        return
+    token = uuid.uuid4().hex
+    insert_rows(
+        session.connection(),
+        "flag_checks",
+        (("record_id", "text"), ("mark", "text")),
+        [(record_id, token) for record_id in sorted(record_ids)],
+        "ON CONFLICT (record_id) DO UPDATE SET mark = excluded.mark",
+    )
+    if has_app_context():
+        send_after_commit(session, app_task(FLAGS_TASK))
+
+
+def mark_after_push(session: Session, result: PushResult) -> None:
+    """Mark every record a push's applied ops touched."""
+    mark(
+        session, {entry.op.record_id for entry in result.stored if entry.status == OpStatus.APPLIED}
+    )
+
+
+_DONE = {
+    "postgresql": (
+        "DELETE FROM flag_checks f USING unnest(%s::text[], %s::text[]) AS d(record_id, mark)"
+        " WHERE f.record_id = d.record_id AND f.mark = d.mark"
+    ),
+    "sqlite": "DELETE FROM flag_checks WHERE record_id = ? AND mark = ?",
+}
+
+
+def check_marked(session: Session, limit: int = BATCH) -> int:
+    """Compute the flags of up to `limit` marked records and clear their marks; how many.
+
+    A record marked again while this ran keeps its newer mark, and is checked again.
+    """
+    rows = session.execute(select(FlagCheck.record_id, FlagCheck.mark).limit(limit)).all()
+    if not rows:
+        return 0
+    refresh_flags(session, [record_id for record_id, _ in rows])
+    connection = session.connection()
+    if is_postgres(connection):
+        ids, marks = zip(*rows, strict=True)
+        parameters: Any = (pg_array(ids, "text"), pg_array(marks, "text"))
+        connection.exec_driver_sql(_DONE["postgresql"], parameters)
+    else:
+        connection.exec_driver_sql(_DONE["sqlite"], [tuple(row) for row in rows])
+    return len(rows)
+
+
+def check_all(database: Database) -> int:
+    """Carry out every flag check asked for, a batch per transaction; how many."""
+    done, batch = 0, BATCH
+    while True:
+        with database.session() as session:
+            checked = check_marked(session, batch)
+        done += checked
+        if checked < batch:
+            return done
+
+
+@shared_task(name=FLAGS_TASK)
+def check_flags() -> int:
+    """The flag checks asked for so far; safe to run twice, or in two workers at once."""
+    from server.db import database
+
+    return check_all(database())

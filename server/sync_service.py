@@ -23,13 +23,13 @@ from server.devices import register_device
 from server.form_store import LIVE, catalog_for
 from server.models import Device, Grid, User, utcnow
 from server.models.forms import StoredFormVersion
-from server.record_flags import refresh_flags
+from server.record_flags import mark, mark_after_push
 from server.scope import scope_grid_ids
 from server.settings import Settings
 from sync import hlc as hlc_mod
 from sync import protocol
 from sync.messages import CursorExpired, ReleaseResult, left_scope_message
-from sync.ops import Op, OpStatus, StoredOp
+from sync.ops import Op, StoredOp
 from sync.protocol import Caller, PageReply, PullRequest, PushReply, PushRequest, Rules
 from sync.reasons import Reason, Verdict
 from sync.store import conflict_rows, ingest, positions, reading
@@ -180,8 +180,7 @@ def _after_push(session: Session, device: Device, reply: PushReply) -> None:
             session, device.id, device.user_id, result.stored, received_at=result.received_at
         )
         _reference_attachments(session, result.stored)
-        applied = {e.op.record_id for e in result.stored if e.status == OpStatus.APPLIED}
-        refresh_flags(session, applied)
+        mark_after_push(session, result)
     device.acked_seq = result.acked_seq
     device.last_sync_at = utcnow()
     sync_metrics.count_push(session, result)
@@ -390,7 +389,7 @@ def release_quarantined(
             user_id=by_user.id,
             grid_ids=[entry.op.grid_id],
         )
-    refresh_flags(session, {entry.op.record_id for entry in result.released})
+    mark(session, {entry.op.record_id for entry in result.released})
     sync_metrics.count_release(session, len(result.released), len(result.conflicts))
     return result, described
 

@@ -6,15 +6,18 @@ needs no services. Every task must be safe to run twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from server.settings import Settings
+
+log = logging.getLogger("fieldsync.tasks")
 
 EXTENSION_KEY = "celery"
 _PENDING = "fieldsync.pending_tasks"
@@ -43,6 +46,11 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     return celery_app
 
 
+def app_task(name: str) -> Task:
+    """The task `name` of the current app's Celery (not whichever app was built last)."""
+    return current_app.extensions[EXTENSION_KEY].tasks[name]
+
+
 def send_after_commit(session: Session, task: Task, *args: Any, **kwargs: Any) -> None:
     """Queue `task` to be sent when `session` commits.
 
@@ -67,7 +75,14 @@ def _send_pending(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return
     for _queued_in, send in session.info.pop(_PENDING, []):
-        send()
+        # The transaction is committed: a task that cannot be sent (the broker is down)
+        # or that fails in-process must not turn the request into an error, nor keep
+        # the tasks after it from being sent. Work that must not be lost is also
+        # recorded in the transaction and picked up by the beat schedule.
+        try:
+            send()
+        except Exception:
+            log.exception("a task queued by a committed transaction failed to run or send")
 
 
 def _end_pending(session: Session, transaction: SessionTransaction) -> None:

@@ -6,7 +6,7 @@ from server.models.audit import AuditChainHead, AuditEvent, AuditEventGrid
 from server.models.base import Base, as_utc, utcnow
 from server.models.forms import StoredForm, StoredFormVersion, VersionStatus
 from server.models.people import Device, Grid, GridLevel, Role, User, UserGrid
-from server.models.review import Comment, Review, ReviewDecision
+from server.models.review import Comment, FlagCheck, Review, ReviewDecision
 
 __all__ = [
     "Attachment",
@@ -18,6 +18,7 @@ __all__ = [
     "Base",
     "Comment",
     "Device",
+    "FlagCheck",
     "Grid",
     "GridLevel",
     "Review",

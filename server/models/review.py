@@ -43,3 +43,17 @@ class Comment(Base):
     body: Mapped[str] = mapped_column(Text)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, server_default=func.now())
+
+
+class FlagCheck(Base):
+    """A record whose validation flags must be computed again (`server.record_flags`).
+
+    Written in the transaction that changes the record; `mark` tells one request for a
+    check from a later one, so a check that read the record before the later change
+    leaves the later request in place.
+    """
+
+    __tablename__ = "flag_checks"
+
+    record_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    mark: Mapped[str] = mapped_column(String(32))

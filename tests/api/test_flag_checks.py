@@ -1,0 +1,122 @@
+"""Validation flags are asked for in the transaction that changes a record, and computed
+after it commits: by the app's task, or by whatever check runs next when that is lost."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+
+from server import record_flags
+from server.models import FlagCheck
+from sync.store import tables as t
+from tests.api.records_world import add_record, install_forms, wire_ops
+
+
+@pytest.fixture
+def forms(world):
+    install_forms(world)
+    return world
+
+
+def marks(world) -> dict[str, str]:
+    with world.database.session() as session:
+        return dict(session.execute(select(FlagCheck.record_id, FlagCheck.mark)).all())
+
+
+def flags(world, record_id: str) -> list[tuple[str, str]] | None:
+    with world.database.session() as session:
+        stored = session.scalar(
+            select(t.records.c.validation_flags).where(t.records.c.record_id == record_id)
+        )
+    return None if stored is None else sorted((f["field"], f["code"]) for f in stored)
+
+
+# hazard_check's required questions that add_record leaves empty
+REQUIRED_LEFT = [
+    ("assigned_team", "required"),
+    ("categories", "required"),
+    ("check_date", "required"),
+    ("description", "required"),
+    ("location", "required"),
+    ("place_type", "required"),
+    ("responsible_party", "required"),
+    ("status", "required"),
+]
+
+
+def test_a_push_marks_its_records_and_a_check_flags_them(forms, settings):
+    record_id = add_record(forms, settings, "worker", "S-C1-R1-G1")  # no app: marks only
+    assert list(marks(forms)) == [record_id]
+    assert flags(forms, record_id) is None
+    assert record_flags.check_all(forms.database) == 1
+    assert marks(forms) == {}
+    assert flags(forms, record_id) == REQUIRED_LEFT
+
+
+def test_the_app_checks_a_pushed_record_once_the_push_commits(forms, client):
+    record_id = str(uuid.uuid4())
+    grid_id = forms.grids["S-C1-R1-G1"]
+    edits = [(record_id, "address", grid_id, "1 Main St"), (record_id, "severity", grid_id, "high")]
+    ops = wire_ops(forms, forms.devices["worker"], edits)
+    reply = client.post("/api/v1/sync/push", json={"ops": ops}, headers=forms.headers("worker"))
+    assert reply.status_code == 200, reply.get_json()
+    assert marks(forms) == {}
+    # a high severity makes the deadline required
+    assert flags(forms, record_id) == sorted([*REQUIRED_LEFT, ("deadline", "required")])
+
+
+def test_a_check_that_cannot_be_sent_fails_nothing_and_its_mark_waits(forms, client, monkeypatch):
+    def broker_down(*_args, **_kwargs):
+        raise ConnectionError("broker unreachable")
+
+    task = client.application.extensions["celery"].tasks[record_flags.FLAGS_TASK]
+    monkeypatch.setattr(task, "delay", broker_down)
+    record_id = str(uuid.uuid4())
+    grid_id = forms.grids["S-C1-R1-G1"]
+    ops = wire_ops(forms, forms.devices["worker"], [(record_id, "address", grid_id, "x")])
+    reply = client.post("/api/v1/sync/push", json={"ops": ops}, headers=forms.headers("worker"))
+    assert reply.status_code == 200, reply.get_json()
+    assert reply.get_json()["acked_seq"] == ops[0]["seq"]
+    assert list(marks(forms)) == [record_id]
+    monkeypatch.undo()
+    assert record_flags.check_all(forms.database) == 1
+    assert ("severity", "required") in flags(forms, record_id)
+
+
+def test_a_record_marked_again_during_a_check_is_checked_again(forms, settings, monkeypatch):
+    record_id = add_record(forms, settings, "worker", "S-C1-R1-G1")
+    computed = record_flags.refresh_flags
+
+    def and_meanwhile(session, record_ids, now=None):
+        computed(session, record_ids, now)
+        # what a push committing during the check does to the mark
+        session.execute(
+            text("UPDATE flag_checks SET mark = 'later' WHERE record_id = :r"), {"r": record_id}
+        )
+
+    monkeypatch.setattr(record_flags, "refresh_flags", and_meanwhile)
+    with forms.database.session() as session:
+        assert record_flags.check_marked(session) == 1
+    assert marks(forms) == {record_id: "later"}
+    monkeypatch.undo()
+    assert record_flags.check_all(forms.database) == 1
+    assert marks(forms) == {}
+
+
+def test_marks_roll_back_with_their_transaction(forms):
+    record_id = str(uuid.uuid4())
+    with forms.database.sessions() as session:
+        record_flags.mark(session, {record_id})
+        session.rollback()
+    assert marks(forms) == {}
+
+
+def test_a_check_works_through_every_mark_in_batches(forms, settings, monkeypatch):
+    monkeypatch.setattr(record_flags, "BATCH", 2)
+    records = [add_record(forms, settings, "worker", "S-C1-R1-G1") for _ in range(5)]
+    assert sorted(marks(forms)) == sorted(records)
+    assert record_flags.check_all(forms.database) == 5
+    assert marks(forms) == {}
+    assert all(flags(forms, record_id) == REQUIRED_LEFT for record_id in records)
