@@ -18,6 +18,7 @@ from forms.model import FormVersion
 from forms.types import FIELD_TYPES
 from forms.xlsform import (
     BIND_KEYS,
+    ENCRYPTION_REFUSED,
     FS_ATTRIBUTES,
     FS_NAMESPACE,
     MESSAGE_KEYS,
@@ -113,6 +114,9 @@ class _Reader:
         instance = next((i for i in model.findall(f"{XF}instance") if "id" not in i.attrib), None)
         if instance is None or len(instance) != 1:
             raise XFormError("not an XForm: the model has no primary instance")
+        submission = model.find(f"{XF}submission")
+        if submission is not None and submission.get("base64RsaPublicKey"):
+            raise XFormError(ENCRYPTION_REFUSED)
         self.head, self.model, self.data = head, model, instance[0]
         self.root_name = _local(self.data.tag)
         self.secondary = {

@@ -323,8 +323,17 @@ def _is_section(node: dict) -> bool:
     return node.get("type") in ("group", "repeat")
 
 
+ENCRYPTION_REFUSED = (
+    "the form asks for encrypted submissions (public_key in its settings); the server "
+    "merges and checks each field's value, so it cannot collect them encrypted: remove "
+    "public_key to collect this form"
+)
+
+
 def survey_to_definition(survey: dict, raw: dict, form_id: str) -> dict:
     """Our JSON definition of a pyxform survey (`raw` is pyxform's sheet JSON)."""
+    if survey.get("public_key"):
+        raise XLSFormError(ENCRYPTION_REFUSED)
     converter = _Converter(survey, raw)
     fields = converter.fields(survey.get("children") or [], ())
     mark_or_other(fields, converter.lists)

@@ -207,3 +207,15 @@ def test_a_question_keyed_by_a_path_longer_than_a_field_key_is_refused():
     assert [f["name"] for f in read_definition(xlsx(fits), "f.xlsx")[0]["fields"][0]["fields"]] == [
         "g1/q"
     ]
+
+
+def test_a_form_that_asks_for_encrypted_submissions_is_refused_by_name():
+    """Stored as plain text, its submissions would not be what the form's author asked."""
+    message = r"encrypted submissions \(public_key in its settings\)"
+    settings = (("form_id", "public_key"), ("f", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIB"))
+    with pytest.raises(FormFileError, match=message):
+        read_definition(xlsx([HEADER, ["text", "a", "A"]], settings=settings), "f.xlsx")
+    encrypted = xform('<submission base64RsaPublicKey="MIIBIjANBgkqhkiG9w0B"/>')
+    with pytest.raises(FormFileError, match=message):
+        read_definition(encrypted, "t.xml")
+    assert read_definition(xform('<submission method="post"/>'), "t.xml")[0]["fields"]

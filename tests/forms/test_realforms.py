@@ -12,6 +12,8 @@ FILES = sorted(p for p in FOLDER.rglob("*") if p.suffix in (".xls", ".xlsx", ".x
 REJECTED = {
     "liberiaCoverageVillageForm.xlsx": "Choice names must be unique",
     "WaterSimple.xml": "constraint '(. > 0 and . < )'",
+    # encrypted submissions: the server cannot merge or check what it cannot read
+    "xlsform_spec_test.xlsx": "encrypted submissions (public_key in its settings)",
 }
 
 
