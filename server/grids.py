@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from forms.unicode import UNSTORABLE
@@ -68,10 +68,33 @@ def _fail(message: str, path: str = "") -> ApiError:
     return ApiError(ErrorCode.VALIDATION_FAILED, message, errors=errors)
 
 
+# Any 64-bit number no other lock of the database uses: b"gridtree".
+TREE_LOCK = int.from_bytes(b"gridtree", "big") - 2**63
+
+
+def lock_tree(session: Session, *grids: Grid | None) -> None:
+    """Take the tree for this transaction, then read these grids again.
+
+    Paths are derived from other grids' paths, so changes to the tree must not
+    interleave: two opposite moves would each see the other's old path and make a
+    cycle, and a grid added under a parent that moves meanwhile would get a path
+    outside it. On PostgreSQL a transaction-level advisory lock orders them; on SQLite
+    every write transaction holds the database from its BEGIN IMMEDIATE already. The
+    grids given were read before the lock, so their paths may have changed since.
+    """
+    if session.connection().dialect.name != "postgresql":
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TREE_LOCK})
+    for grid in grids:
+        if grid is not None:
+            session.refresh(grid)
+
+
 def add_grid(
     session: Session, code: str, name: str, level: str, parent: Grid | None = None
 ) -> Grid:
     """A new grid after checking its code, name and place in the tree."""
+    lock_tree(session, parent)
     code, name = code.strip(), name.strip()
     if not code or not name:
         raise _fail("code and name are required")
@@ -99,6 +122,7 @@ def rename_grid(session: Session, grid: Grid, name: str) -> Grid:
 
 def move_grid(session: Session, grid: Grid, new_parent: Grid | None) -> Grid:
     """Hang the grid (with its whole subtree) under `new_parent`, in one UPDATE."""
+    lock_tree(session, grid, new_parent)
     if new_parent is not None and new_parent.path.startswith(grid.path):
         raise _fail("a grid cannot move under itself or its own sub-grids", "/parent_id")
     problem = placement_problem(grid.level, new_parent)
@@ -131,6 +155,7 @@ def move_grid(session: Session, grid: Grid, new_parent: Grid | None) -> Grid:
 
 def retire_grid(session: Session, grid: Grid) -> int:
     """Retire the grid and its sub-grids (records stay); the number of grids retired."""
+    lock_tree(session, grid)
     grid_id, path = grid.id, grid.path
     result = session.execute(
         update(Grid)
@@ -255,9 +280,9 @@ def import_grids(session: Session, text: str) -> list[Grid]:
     """Create every grid of a CSV, or none: any bad row raises with one error per row."""
     rows, errors = parse_grid_csv(text)
     codes = {row.code for row in rows} | {row.parent_code for row in rows if row.parent_code}
-    existing = {
-        grid.code: grid for grid in session.scalars(select(Grid).where(Grid.code.in_(codes)))
-    }
+    lock_tree(session)
+    fresh = select(Grid).where(Grid.code.in_(codes)).execution_options(populate_existing=True)
+    existing = {grid.code: grid for grid in session.scalars(fresh)}
     waves = _order_rows(rows, existing, errors)
     _check_levels(waves, existing, errors)
     if errors:

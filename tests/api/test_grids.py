@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from server.cli import cli
+from server.grids import add_grid, move_grid
 from server.models import Grid
 from tests.api.problems import assert_problem
 
@@ -213,3 +215,24 @@ def test_cli_users(database, tmp_path):
     nobody = run_cli(["users", "disable", "nobody"], database, tmp_path)
     assert nobody.exit_code == 2
     assert "no user named" in nobody.output
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"], indirect=True)
+def test_a_grid_added_under_a_parent_that_moves_meanwhile_gets_the_parents_new_path(world):
+    """The adding transaction read its parent before the move committed: its path must
+    still come from where the parent is now, or the grid would sit in another
+    community's scope. (On SQLite the move would wait for the whole adding transaction.)"""
+    database = world.database
+    compound_id, elsewhere_id = world.grids["S-C1-R1"], world.grids["S-C2"]
+    with database.sessions() as adding:
+        parent = adding.get(Grid, compound_id)
+        assert parent.path.startswith(adding.get(Grid, world.grids["S-C1"]).path)
+        with database.session() as moving:
+            move_grid(moving, moving.get(Grid, compound_id), moving.get(Grid, elsewhere_id))
+        added = add_grid(adding, "S-C1-R1-G9", "Grid 9", "household_grid", parent)
+        adding.commit()
+        added_path = added.path
+    with database.session() as session:
+        moved_path = session.get(Grid, compound_id).path
+    assert moved_path.startswith(f"/{world.grids['S']}/{elsewhere_id}/")
+    assert added_path == f"{moved_path}{added.id}/"
