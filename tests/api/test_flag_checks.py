@@ -3,6 +3,7 @@ after it commits: by the app's task, or by whatever check runs next when that is
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from server import record_flags
 from server.models import FlagCheck
 from sync.store import tables as t
 from tests.api.records_world import add_record, install_forms, wire_ops
+from tests.services import require_redis
 
 
 @pytest.fixture
@@ -120,3 +122,33 @@ def test_a_check_works_through_every_mark_in_batches(forms, settings, monkeypatc
     assert record_flags.check_all(forms.database) == 5
     assert marks(forms) == {}
     assert all(flags(forms, record_id) == REQUIRED_LEFT for record_id in records)
+
+
+def test_the_flag_check_is_scheduled_and_registered(app):
+    celery_app = app.extensions["celery"]
+    scheduled = {entry["task"] for entry in celery_app.conf.beat_schedule.values()}
+    assert record_flags.FLAGS_TASK in scheduled
+    assert record_flags.FLAGS_TASK in celery_app.tasks
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("db_backend", ["sqlite"], indirect=True)
+def test_a_worker_checks_what_a_push_marked_through_redis(forms, settings):
+    from celery.contrib.testing.worker import start_worker
+
+    from server import create_app
+
+    app = create_app(settings.replace(broker_url=require_redis()), forms.database)
+    record_id = str(uuid.uuid4())
+    grid_id = forms.grids["S-C1-R1-G1"]
+    ops = wire_ops(forms, forms.devices["worker"], [(record_id, "address", grid_id, "x")])
+    with start_worker(app.extensions["celery"], perform_ping_check=False, shutdown_timeout=10):
+        reply = app.test_client().post(
+            "/api/v1/sync/push", json={"ops": ops}, headers=forms.headers("worker")
+        )
+        assert reply.status_code == 200, reply.get_json()
+        deadline = time.monotonic() + 20
+        while marks(forms) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert marks(forms) == {}, "the worker never checked the record"
+    assert ("severity", "required") in flags(forms, record_id)
