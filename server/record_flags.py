@@ -79,20 +79,31 @@ def _read_records(connection: Connection, column: str, ids: Collection[str]) -> 
     return [_Record(*row[:3], bool(row[3]), *row[4:6], decode_json(row[6])) for row in rows]
 
 
-def _trees(connection: Connection, record_ids: Collection[str]) -> dict[str, _Record]:
-    """Every record of the trees these records belong to, by id: up through `parent_id`
-    to the top-level records, then down to every row under them, a query per level."""
+def _trees(connection: Connection, record_ids: Collection[str]) -> dict[str, dict[str, _Record]]:
+    """The records of the trees these records belong to, by top-level record: up through
+    `parent_id` to the top-level records, then down to every row under them, a query
+    per level. A row whose parents never reach a top-level record (its parent is not
+    synced yet, or `_parent`s that loop) belongs to no tree."""
     found: dict[str, _Record] = {}
+    asked: set[str] = set()
     todo = set(record_ids)
     while todo:  # up
+        asked |= todo
         found.update((row.record_id, row) for row in _read_records(connection, "record_id", todo))
-        todo = {row.parent_id for row in found.values() if row.parent_id is not None} - set(found)
-    todo = {row.record_id for row in found.values() if row.parent_id is None}
-    while todo:  # down
-        rows = _read_records(connection, "parent_id", todo)
-        found.update((row.record_id, row) for row in rows)
-        todo = {row.record_id for row in rows}
-    return found
+        todo = {row.parent_id for row in found.values() if row.parent_id is not None} - asked
+    trees = {
+        record_id: {record_id: row} for record_id, row in found.items() if row.parent_id is None
+    }
+    level = {record_id: record_id for record_id in trees}  # a record of the level: its root
+    while level:  # down
+        below: dict[str, str] = {}
+        for row in _read_records(connection, "parent_id", level):
+            root = level[row.parent_id]
+            if row.record_id not in trees[root]:
+                trees[root][row.record_id] = row
+                below[row.record_id] = root
+        level = below
+    return trees
 
 
 def _values(connection: Connection, record_ids: Collection[str]) -> dict[str, dict[str, Any]]:
@@ -168,23 +179,14 @@ def refresh_flags(
 ) -> None:
     """Check the records these ids belong to and store their flags (one UPDATE)."""
     connection = session.connection()
-    tree = _trees(connection, record_ids)
-    if not tree:
+    trees = _trees(connection, record_ids)
+    if not trees:
         return
-    values = _values(connection, tree)
+    values = _values(connection, [record_id for tree in trees.values() for record_id in tree])
     versions = _Versions(session)
     now = now or dt.datetime.now(dt.UTC)
-    by_root: dict[str, dict[str, _Record]] = {
-        record_id: {} for record_id, row in tree.items() if row.parent_id is None
-    }
-    for record_id, row in tree.items():
-        top = record_id
-        while top not in by_root and top in tree:
-            top = tree[top].parent_id
-        if top in by_root:
-            by_root[top][record_id] = row
     changed = []
-    for root, members in by_root.items():
+    for root, members in trees.items():
         head = members[root]
         version = versions.get(head.form_id, head.form_version)
         if version is None:

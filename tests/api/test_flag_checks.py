@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from server import record_flags
 from server.models import FlagCheck
 from sync.store import tables as t
-from tests.api.records_world import add_record, install_forms, wire_ops
+from tests.api.records_world import add_record, install_forms, push, wire_ops
 from tests.services import require_redis
 
 
@@ -152,3 +152,23 @@ def test_a_worker_checks_what_a_push_marked_through_redis(forms, settings):
             time.sleep(0.05)
     assert marks(forms) == {}, "the worker never checked the record"
     assert ("severity", "required") in flags(forms, record_id)
+
+
+def test_rows_whose_parents_never_reach_a_record_are_left_alone(forms, settings):
+    """A row pushed before its parent, and rows whose `_parent`s loop, belong to no
+    filled-in form yet: the check passes over them, and still checks the rest."""
+    grid_id = forms.grids["S-C1-R1-G1"]
+    orphan, first, second = (str(uuid.uuid4()) for _ in range(3))
+    missing = str(uuid.uuid4())
+    rows = [(orphan, missing), (first, second), (second, first)]
+    edits = [
+        (row, field, grid_id, value)
+        for row, parent in rows
+        for field, value in (("_parent", parent), ("_group", "photos"), ("caption", "c"))
+    ]
+    push(forms, settings, forms.devices["worker"], edits)
+    record_id = add_record(forms, settings, "worker", "S-C1-R1-G1")
+    assert record_flags.check_all(forms.database) == 4
+    assert marks(forms) == {}
+    assert flags(forms, record_id) == REQUIRED_LEFT
+    assert [flags(forms, row) for row, _parent in rows] == [None, None, None]
