@@ -225,7 +225,12 @@ class ServerReplica:
             self.moves.append((self.position, rid, before, after))
 
     def _detect_conflicts(self, applied: list[StoredOp]) -> list[Conflict]:
-        """Record the new conflicts these ops take part in, and resolve what they settle."""
+        """Record the new conflicts these ops take part in, and resolve what they settle.
+
+        They are reported by (second, first) position, as the SQL store reports them: an
+        order of the log alone, not of when each side was applied (a release applies an
+        op after later ones).
+        """
         found: list[Conflict] = []
         mine = {entry.op.op_id for entry in applied}
         for entry in applied:
@@ -252,7 +257,7 @@ class ServerReplica:
                     entry, row.conflict.first_position, row.conflict.second_position
                 ):
                     row.resolved = True
-        return found
+        return sorted(found, key=lambda c: (c.second_position, c.first_position))
 
     # -- release ----------------------------------------------------------------------
 

@@ -207,6 +207,18 @@ def test_a_released_op_finds_the_conflicts_it_would_have_found(server) -> None:
     assert not row.resolved
 
 
+def test_conflicts_come_in_position_order_whenever_their_ops_applied(server) -> None:
+    # The SQL store reports (second, first) position order; a released op, applied
+    # after a later one, must not change the order the next push reports.
+    d1, d2, d3 = device("d1"), device("d2"), device("d3")
+    held = household(d1, "head_name", "far-too-long")
+    server.push("d1", [held])
+    server.push("d2", [household(d2, "head_name", "li")])
+    server.release([held.op_id])
+    result = server.push("d3", [household(d3, "head_name", "zhao")])
+    assert [(c.first_position, c.second_position) for c in result.conflicts] == [(1, 3), (2, 3)]
+
+
 def test_a_refused_release_changes_nothing(server) -> None:
     d1 = device("d1")
     held = household(d1, "size", 99)
