@@ -93,6 +93,24 @@ class DeviceReplica:
         self.confirmed.clear()
         self.cursor = 0
 
+    def restarted(self, wall: Callable[[], int] = hlc.wall_millis) -> DeviceReplica:
+        """The device after its app restarts: what its local store holds, read back.
+
+        That is all of it (mobile_schema/store.sql): the HLC, next seq and cursor of the
+        `device` row, the journal's unsent and not yet reflected ops, the pulled state,
+        the quarantine reports and the conflicts. It shares no container with this one.
+        """
+        fresh = DeviceReplica(self.device_id, wall)
+        fresh.clock = hlc.Clock(wall, self.clock.peek())
+        fresh.cursor = self.cursor
+        fresh.last_seq = self.last_seq
+        fresh.confirmed = dict(self.confirmed)
+        fresh.pending = list(self.pending)
+        fresh.unconfirmed = list(self.unconfirmed)
+        fresh.quarantine_notices = list(self.quarantine_notices)
+        fresh.conflicts = dict(self.conflicts)
+        return fresh
+
     def view(self) -> dict[Slot, Any]:
         """What the user sees: pulled values with the device's own later ops over them."""
         values: dict[Slot, Any] = {}

@@ -289,6 +289,39 @@ class ServerReplica:
         self._note_moves(moved)
         return ReleaseResult(released, self._detect_conflicts(released))
 
+    # -- restart ----------------------------------------------------------------------
+
+    def restarted(self) -> ServerReplica:
+        """A new replica holding only what a durable store keeps of this one.
+
+        Kept, as the SQL store's tables keep them: the op log with each op's status,
+        the position counter and the two HLCs (`sync_clock`), each field's change
+        position, the record moves, each record's form and the conflicts with their
+        status. The merged state, the per-field edits and the acknowledged seqs are
+        rebuilt from the log. It shares no container with this replica.
+        """
+        fresh = ServerReplica(
+            self.lookup_form, self.check_field, wall=self.wall, max_skew_ms=self.max_skew_ms
+        )
+        fresh.clock = hlc.Clock(self.wall, self.clock.peek())
+        fresh.position = self.position
+        fresh.max_applied_hlc = self.max_applied_hlc
+        fresh.changed_at = dict(self.changed_at)
+        fresh.moves = list(self.moves)
+        fresh.record_form = dict(self.record_form)
+        for row in sorted(self.conflicts.values(), key=lambda row: row.conflict_id):
+            kept = ConflictRow(row.conflict_id, row.conflict, row.resolved)
+            fresh.conflicts[kept.conflict.ident] = kept
+            fresh.conflicts_by_slot[(kept.conflict.record_id, kept.conflict.field)].append(kept)
+        log = self.log()
+        for entry in log:
+            fresh.ops[entry.op.op_id] = entry
+            fresh.acked[entry.op.device_id] = max(fresh.acked[entry.op.device_id], entry.op.seq)
+        # Merging is order-free; the clock and the highest applied HLC are already at or
+        # above every applied op's HLC, so only the indexes change.
+        fresh._merge([entry for entry in log if entry.applied])
+        return fresh
+
     # -- reading ----------------------------------------------------------------------
 
     def pull(self, scope: Collection[int] | None, cursor: int, limit: int) -> Page:

@@ -85,3 +85,24 @@ def test_a_snapshot_restart_keeps_unsent_ops() -> None:
     dev.start_snapshot()
     assert (dev.cursor, dev.confirmed, dev.pending) == (0, {}, [pending])
     assert dev.view() == {(R1, "head_name"): "li"}
+
+
+def test_a_restarted_device_keeps_its_store_and_its_clock() -> None:
+    dev = DeviceReplica("d1", wall=lambda: NOW)
+    dev.apply_page(Page([change("size", 5, stamp=hlc.pack(NOW + 90_000), position=4)], 4, False, 0))
+    sent = [edit(dev, "size", 6), edit(dev, "size", 99), edit(dev, "tags", "a", ADD)]
+    notice = QuarantinedOp(2, R1, "size", "out_of_range", "")
+    dev.on_pushed(PushResult(2, 1, 0, [notice], [], hlc.pack(NOW + 90_001)))
+    # the wall clock after the restart is behind the HLC the device had reached
+    again = dev.restarted(wall=lambda: NOW - 1_000)
+    assert (again.cursor, again.last_seq, again.pending, again.unconfirmed) == (
+        4,
+        3,
+        sent[2:],
+        sent[:1],
+    )
+    assert (again.quarantine_notices, again.view()) == ([notice], dev.view())
+    later = edit(again, "head_name", "li")
+    assert (later.seq, later.base) == (4, 4)
+    assert later.hlc > hlc.pack(NOW + 90_001)
+    assert dev.pending == sent[2:]  # the two share nothing

@@ -219,6 +219,39 @@ def test_conflicts_come_in_position_order_whenever_their_ops_applied(server) -> 
     assert [(c.first_position, c.second_position) for c in result.conflicts] == [(1, 3), (2, 3)]
 
 
+def test_a_restarted_replica_answers_as_the_one_it_was_rebuilt_from(server) -> None:
+    d1, d2, d3 = device("d1"), device("d2"), device("d3", offset_ms=700_000)
+    held = household(d1, "size", 99)
+    server.push("d1", [household(d1, "head_name", "wang"), held, household(d1, "size", 2)])
+    server.push("d1", [household(d1, "tags", "a", kind=ADD, record=R2)])
+    server.push("d2", [household(d2, "head_name", "li")])  # blind: a conflict
+    server.release([held.op_id])
+    d1.apply_page(server.pull(None, 0, 100))
+    server.push("d1", [household(d1, "size", 3, record=R2, grid=2)])  # R2 moves
+    ahead = household(d3, "head_name", "zhao")
+    server.push("d3", [ahead])  # clock_ahead: the server's HLC stays behind
+    again = server.restarted()
+    assert again.merged is not server.merged
+    assert (again.position, again.clock.peek(), again.log()) == (
+        server.position,
+        server.clock.peek(),
+        server.log(),
+    )
+    assert again.state() == server.state()
+    assert again.conflicts == server.conflicts
+    for scope in (None, {1}, {2}):
+        assert again.snapshot(scope, 0, 100) == server.snapshot(scope, 0, 100)
+    with pytest.raises(CursorExpired):
+        again.pull({1}, 5, 100)  # R2 left grid 1 after position 5
+    # the same calls afterwards get the same answers from both
+    later = [household(d2, "head_name", "wu"), household(d2, "tags", "a", kind="remove")]
+    assert again.push("d2", later) == server.push("d2", later)
+    assert again.release([ahead.op_id]) == server.release([ahead.op_id])
+    resolving = [household(d1, "head_name", "qian")]
+    assert again.push("d1", resolving) == server.push("d1", resolving)
+    assert (again.state(), again.conflicts) == (server.state(), server.conflicts)
+
+
 def test_a_refused_release_changes_nothing(server) -> None:
     d1 = device("d1")
     held = household(d1, "size", 99)
