@@ -50,7 +50,8 @@ class ReplicaBackend:
         return self.server.position
 
     def restart(self) -> None:
-        """Nothing is lost: the replica is its own durable store."""
+        """A new replica rebuilt from what a durable store keeps of the old one."""
+        self.server = self.server.restarted()
 
     def verify(self) -> None:
         """The replica is the reference: there is nothing to hold it against."""
@@ -81,12 +82,22 @@ def clear_store(engine: Engine) -> None:
 
 
 class SqlBackend(ReplicaBackend):
-    """The SQL store, emptied first; a restart drops every pooled connection."""
+    """The SQL store, emptied first, on the engine given.
 
-    def __init__(self, engine: Engine, wall: Wall) -> None:
+    A restart is a new process's view: a new engine from `reopen` on the same database
+    and a new `SqlServer`, so that only what was committed survives it. The engine in
+    use is disposed on a restart and by `close`.
+    """
+
+    def __init__(self, engine: Engine, wall: Wall, reopen: Callable[[], Engine] | None) -> None:
         clear_store(engine)
         self.engine = engine
-        self.server = SqlServer(engine, lookup_form, check_field, wall=wall)
+        self.wall = wall
+        self.reopen = reopen
+        self.server = self.open()
+
+    def open(self) -> SqlServer:
+        return SqlServer(self.engine, lookup_form, check_field, wall=self.wall)
 
     def conflicts(self) -> dict[tuple, bool]:
         return self.server.conflicts()
@@ -95,6 +106,14 @@ class SqlBackend(ReplicaBackend):
         return self.server.newest()
 
     def restart(self) -> None:
+        assert self.reopen is not None, "this backend was made without a way to restart"
+        # every call is one transaction that gives its connection back
+        assert self.engine.pool.checkedout() == 0, "a connection outlived its call"
+        self.engine.dispose()
+        self.engine = self.reopen()
+        self.server = self.open()
+
+    def close(self) -> None:
         self.engine.dispose()
 
 
@@ -130,8 +149,10 @@ class Agreeing:
     """The SQL store driven as the server, with a reference replica fed the same calls;
     every answer and every refusal must be the same on both."""
 
-    def __init__(self, engine: Engine, wall: Wall) -> None:
-        self.store = SqlBackend(engine, wall)
+    def __init__(
+        self, engine: Engine, wall: Wall, reopen: Callable[[], Engine] | None = None
+    ) -> None:
+        self.store = SqlBackend(engine, wall, reopen)
         self.model = ReplicaBackend(wall)
 
     def _both(self, call: Callable[[Any], Any]) -> tuple[Any, Any]:
@@ -196,6 +217,7 @@ class Agreeing:
 
     def restart(self) -> None:
         self.store.restart()
+        self.model.restart()
 
     def close(self) -> None:
-        self.store.restart()
+        self.store.close()

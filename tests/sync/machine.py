@@ -70,6 +70,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.reported: dict[tuple, int] = {}  # conflict ident -> times reported
         self.sent = 0  # ops sent by every push, and their outcomes counted by the replies
         self.counted = 0
+        self.server_hlc = 0  # the highest server HLC any reply carried
         self.releases = 0
 
     def teardown(self) -> None:
@@ -95,18 +96,22 @@ class SyncMachine(RuleBasedStateMachine):
     def start(self, count: int, scopes: list, skews: list[int], first_edits: list) -> None:
         """The devices, each with its scope and clock skew, and a first day offline."""
         for n in range(count):
-            skew = skews[n]
-            self.devices.append(DeviceReplica(DEVICE_IDS[n], wall=lambda s=skew: self.now + s))
+            self.skews.append(skews[n])
+            self.devices.append(DeviceReplica(DEVICE_IDS[n], wall=self.wall(n)))
             self.scopes.append(None if scopes[n] is None else frozenset(scopes[n]))
             self.made.append({})
             self.acked.append(0)
-            self.skews.append(skew)
         for n in range(count):
             self.edit(n, first_edits[n], stray=False)
 
     def device(self, i: int) -> tuple[int, DeviceReplica]:
         n = i % len(self.devices)
         return n, self.devices[n]
+
+    def wall(self, n: int) -> Callable[[], int]:
+        """Device n's wall clock: the machine's time with the device's skew."""
+        skew = self.skews[n]
+        return lambda: self.now + skew
 
     # -- rules --------------------------------------------------------------------------
 
@@ -359,7 +364,19 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule()
     def restart_server(self) -> None:
+        """The server restarts from its store alone, and answers as it did before (the
+        next quiesce holds a SQL store's whole state to its model's again)."""
+        before = self.server_view()
         self.server.restart()
+        assert self.server_view() == before
+
+    @rule(i=st.integers(0, 4))
+    def restart_device(self, i: int) -> None:
+        """The app restarts: the device reads its local store back, and shows the same."""
+        n, dev = self.device(i)
+        again = dev.restarted(self.wall(n))
+        assert (again.view(), again.pending, again.cursor) == (dev.view(), dev.pending, dev.cursor)
+        self.devices[n] = again
 
     @precondition(lambda self: self.devices)
     @rule()
@@ -408,12 +425,27 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- helpers ------------------------------------------------------------------------
 
+    def server_view(self) -> tuple:
+        """Everything the server answers reads from: log, state, conflicts, newest."""
+        return (
+            self.server.log(),
+            self.server.state(),
+            self.server.conflicts(),
+            self.server.newest(),
+        )
+
+    def note_server_hlc(self, server_hlc: int) -> None:
+        """The server's clock never runs backwards, across restarts too."""
+        assert server_hlc >= self.server_hlc, (server_hlc, self.server_hlc)
+        self.server_hlc = server_hlc
+
     def count_push(self, result: PushResult, sent: int) -> None:
         """No lost op: every op sent is applied, a duplicate or quarantined, once."""
         outcomes = result.applied + result.duplicate + len(result.quarantined)
         assert outcomes == sent, (outcomes, sent)
         self.sent += sent
         self.counted += outcomes
+        self.note_server_hlc(result.server_hlc)
 
     def push_all(self, n: int) -> None:
         dev = self.devices[n]
@@ -461,6 +493,7 @@ class SyncMachine(RuleBasedStateMachine):
         scope = self.scopes[n]
         assert scope is None or all(c.grid_id in scope for c in page.changes)
         assert page.server_hlc >= max((c.hlc for c in page.changes), default=0)
+        self.note_server_hlc(page.server_hlc)
 
     def check_converged(self, n: int, dev: DeviceReplica) -> None:
         assert dev.pending == []

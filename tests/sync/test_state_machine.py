@@ -18,11 +18,17 @@ TestReplicaMachine.settings = settings(stateful_step_count=30)
 
 
 def test_sql_store_machine(database) -> None:
-    """The same machine with the SQL store as the server, held to the replica each step."""
+    """The same machine with the SQL store as the server, held to the replica each step.
+
+    Every example starts on one engine; a server restart opens a new one, and each
+    example's backend disposes the engine it ends with.
+    """
     engine = quick_engine(database)
 
     class StoreMachine(SyncMachine):
-        backend_factory = staticmethod(lambda wall: Agreeing(engine, wall))
+        backend_factory = staticmethod(
+            lambda wall: Agreeing(engine, wall, reopen=lambda: quick_engine(database))
+        )
 
     try:
         run_state_machine_as_test(StoreMachine, settings=settings(stateful_step_count=15))
