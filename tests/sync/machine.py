@@ -20,16 +20,28 @@ from sync.conflicts import find_conflicts
 from sync.device_replica import DeviceReplica
 from sync.merge import fold
 from sync.messages import CursorExpired, Page, PushResult, ReleaseRefused, ReleaseResult
-from sync.ops import SET, Op, StoredOp
+from sync.ops import SET, Op, OpStatus, StoredOp
 from sync.reasons import NOT_RELEASABLE, Reason
 from tests.sync.backends import ReplicaBackend
-from tests.sync.world import GRIDS, RECORDS, VALID_EDITS, choices_by_definition, edits
+from tests.sync.world import (
+    BAD_EDITS,
+    GRIDS,
+    RECORDS,
+    VALID_EDITS,
+    choices_by_definition,
+    edits,
+)
 
 START_MS = 1_700_000_000_000
 DEVICE_IDS = [f"00000000-0000-4000-a000-00000000000{n}" for n in range(1, 6)]
 SCOPES = [None, None, (1, 2), (1,), (2, 3)]
 SKEWS = [0] * 8 + [-3_000, 400_000, 1_500_000]  # the last is over the 10 minutes allowed
 Slot = tuple[str, str]
+
+
+def values(state: dict) -> dict[Slot, tuple]:
+    """Each field's value, HLC and device: what a state is compared by."""
+    return {slot: (v.value, v.hlc, v.device_id) for slot, v in state.items()}
 
 
 def bucket(count: int) -> str:
@@ -351,12 +363,58 @@ class SyncMachine(RuleBasedStateMachine):
             except ReleaseRefused:
                 return
             raise AssertionError("a form_mismatch op must not be released")
+        self.release_held(chosen)
+
+    @rule(
+        i=st.integers(0, 4),
+        bad=st.sampled_from(BAD_EDITS),
+        record=st.sampled_from([n for n, (_id, form) in enumerate(RECORDS) if form == "household"]),
+        pick=st.integers(0, 1000),
+    )
+    def hold_and_release(self, i: int, bad: tuple, record: int, pick: int) -> None:
+        """A device sends an op the server must hold (its own grid, a bad value); then an
+        admin releases one held op: that one, or one held before later ops arrived."""
+        n, dev = self.device(i)
+        field, kind, value, version, _reason = bad
+        record_id, form_id = RECORDS[record]
+        grids = GRIDS if self.scopes[n] is None else sorted(self.scopes[n])
+        op = dev.edit(record_id, form_id, version, grids[pick % len(grids)], field, kind, value)
+        self.made[n][op.seq] = op
+        self.push_all(n)
+        log = self.server.log()
+        assert not next(s for s in log if s.op.op_id == op.op_id).applied
+        releasable = [s for s in log if not s.applied and s.reason not in NOT_RELEASABLE]
+        if releasable:  # empty only if the op is form_mismatch and nothing else is held
+            self.release_held(releasable[pick % len(releasable)])
+
+    def release_held(self, chosen: StoredOp) -> None:
+        """Release one held op. The server must then be as if it had applied on arrival:
+        its log the same but for that op's status, its state the fold of that log and its
+        conflicts `find_conflicts` of it, the new ones reported; and every field whose
+        value changed is pulled again by a device that had pulled everything."""
+        log, newest = self.server.log(), self.server.newest()
+        before, conflicts_before = self.server.state(), self.server.conflicts()
+        as_applied = chosen._replace(status=OpStatus.APPLIED, reason=None, detail="")
+        as_if = [as_applied if s.op.op_id == chosen.op.op_id else s for s in log]
         result = self.server.release([chosen.op.op_id])
         self.releases += 1
-        assert [s.op.op_id for s in result.released] == [chosen.op.op_id]
-        assert result.released[0].position == chosen.position
+        assert result.released == [as_applied]
+        assert self.server.log() == as_if
+        after = self.server.state()
+        assert values(after) == values(fold(as_if).fields())
+        spec = {c.ident: resolved for c, resolved in find_conflicts(as_if).items()}
+        assert self.server.conflicts() == spec
+        assert {c.ident for c in result.conflicts} == set(spec) - set(conflicts_before)
+        pairs = [(c.second_position, c.first_position) for c in result.conflicts]
+        assert pairs == sorted(pairs)
         for conflict in result.conflicts:
             self.reported[conflict.ident] = self.reported.get(conflict.ident, 0) + 1
+        page = self.server.pull(None, newest, 1_000)
+        self.note_server_hlc(page.server_hlc)
+        changed = {
+            slot for slot in before.keys() | after.keys() if before.get(slot) != after.get(slot)
+        }
+        assert changed <= {(c.record_id, c.field) for c in page.changes}
 
     @rule(ms=st.sampled_from([1, 40, 1_000, 700_000]))
     def tick(self, ms: int) -> None:
@@ -403,11 +461,9 @@ class SyncMachine(RuleBasedStateMachine):
         shuffled = list(log)
         random.Random(len(log)).shuffle(shuffled)
         expected = fold(shuffled)  # any order of the same ops
-        values = {slot: (v.value, v.hlc, v.device_id) for slot, v in self.server.state().items()}
-        assert values == {
-            slot: (v.value, v.hlc, v.device_id) for slot, v in expected.fields().items()
-        }
-        for (record_id, field), value in values.items():
+        state = values(self.server.state())
+        assert state == values(expected.fields())
+        for (record_id, field), value in state.items():
             if isinstance(value[0], list):  # a multi-select: add-wins, by its definition
                 assert set(value[0]) == choices_by_definition(log, record_id, field)
         spec = {c.ident: resolved for c, resolved in find_conflicts(shuffled).items()}
