@@ -89,7 +89,9 @@ class SqlBackend(ReplicaBackend):
     use is disposed on a restart and by `close`.
     """
 
-    def __init__(self, engine: Engine, wall: Wall, reopen: Callable[[], Engine] | None) -> None:
+    def __init__(
+        self, engine: Engine, wall: Wall, reopen: Callable[[], Engine] | None = None
+    ) -> None:
         clear_store(engine)
         self.engine = engine
         self.wall = wall
