@@ -30,10 +30,9 @@ from server.tasks import app_task, send_after_commit
 from sync.messages import PushResult
 from sync.ops import OpStatus
 from sync.store.sql import (
+    by_keys,
     decode_json,
-    driver_rows,
     encode_json,
-    in_param,
     insert_rows,
     is_postgres,
     pg_array,
@@ -59,20 +58,13 @@ class _Record(NamedTuple):
     validation_flags: Any
 
 
-_RECORDS = (
-    "SELECT record_id, parent_id, repeat_group, deleted, form_id, form_version,"
-    " validation_flags FROM records WHERE {column} {test}"
+_RECORD_COLUMNS = (
+    "record_id, parent_id, repeat_group, deleted, form_id, form_version, validation_flags"
 )
-_VALUES = {
-    # PostgreSQL's driver would decode every value itself, slower than `decode_json`.
-    "postgresql": "SELECT record_id, field, value::text FROM field_state WHERE record_id {test}",
-    "sqlite": "SELECT record_id, field, value FROM field_state WHERE record_id {test}",
-}
 
 
 def _read_records(connection: Connection, column: str, ids: Collection[str]) -> list[_Record]:
-    test, parameter = in_param(connection, sorted(ids), "text")
-    rows = driver_rows(connection, _RECORDS.format(column=column, test=test), (parameter,))
+    rows = by_keys(connection, "records", _RECORD_COLUMNS, column, ids)
     if is_postgres(connection):
         return [_Record(*row) for row in rows]
     # SQLite: the flag is an integer, the flags their JSON text
@@ -107,14 +99,17 @@ def _trees(connection: Connection, record_ids: Collection[str]) -> dict[str, dic
 
 
 def _values(connection: Connection, record_ids: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The fields' current values, read as the driver's rows (thousands per check)."""
+    """The fields' current values, read as the driver's rows (thousands per check).
+
+    PostgreSQL's driver would decode every value itself, slower than `decode_json`.
+    """
     postgres = is_postgres(connection)
-    test, parameter = in_param(connection, sorted(record_ids), "text")
-    statement = _VALUES["postgresql" if postgres else "sqlite"].format(test=test)
+    value = "value::text" if postgres else "value"
+    rows = by_keys(connection, "field_state", f"record_id, field, {value}", "record_id", record_ids)
     decode = decode_json if postgres else sqlite_value
     held: dict[str, dict[str, Any]] = {}
-    for record_id, name, value in driver_rows(connection, statement, (parameter,)):
-        held.setdefault(record_id, {})[name] = decode(value)
+    for record_id, name, stored in rows:
+        held.setdefault(record_id, {})[name] = decode(stored)
     return held
 
 

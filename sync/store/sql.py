@@ -348,6 +348,25 @@ def stored_time(connection: Connection, moment: dt.datetime) -> Any:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def by_keys(
+    connection: Connection, table: str, columns: str, column: str, keys: Collection[str]
+) -> list[tuple]:
+    """Rows of `table` whose text `column` is one of `keys`, each key looked up on an
+    index that starts with the column (see `by_slots`, the same for slots)."""
+    listed = sorted(keys)
+    if is_postgres(connection):
+        statement = (
+            f"SELECT t.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL"  # noqa: S608
+            f" (SELECT {columns} FROM {table} WHERE {column} = k.key OFFSET 0) t"
+        )
+        return driver_rows(connection, statement, (pg_array(listed, "text"),))
+    statement = (
+        f"SELECT {columns} FROM (SELECT value AS key FROM json_each(?)) AS k"  # noqa: S608
+        f" CROSS JOIN {table} WHERE {column} = k.key"
+    )
+    return driver_rows(connection, statement, (json.dumps(listed),))
+
+
 def by_slots(
     connection: Connection,
     table: str,
