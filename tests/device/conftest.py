@@ -7,10 +7,20 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mobile_schema.client import DeviceClient
+from server import demo as demo_data
 from tests.device.harness import open_device
 from tests.device.replica_server import ReplicaServer
 
 GRID_A, GRID_B, GRID_C = 11, 12, 13
+PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
+
+
+@pytest.fixture
+def world(database):
+    """The real server's store holding the demo grids, users and forms."""
+    with database.session() as session:
+        demo_data.load(session)
+    return database
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from werkzeug.serving import make_server
 from mobile_schema.local_store import LocalStore
 from server import demo as demo_data
 from server.cli import cli
+from tests.device.conftest import PASSWORDS
 from tests.device.harness import open_device
 from tests.device.replica_server import ReplicaServer
-
-PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
 
 
 @pytest.fixture

@@ -17,23 +17,14 @@ from sqlalchemy import func, select
 from mobile_schema.client import DeviceClient
 from mobile_schema.errors import NeedsRegistration
 from server import create_app, sync_service
-from server import demo as demo_data
 from server.devices import register_device, revoke_device
 from server.models import Device, Grid, User
 from server.users import assign_grids
 from sync.store.tables import ops as server_ops
 from tests.device.app_transport import AppTransport
+from tests.device.conftest import PASSWORDS
 from tests.device.faults import Faults, Killed, open_faulty
 from tests.device.harness import journal, open_device, view
-
-PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
-
-
-@pytest.fixture
-def world(database):
-    with database.session() as session:
-        demo_data.load(session)
-    return database
 
 
 @pytest.fixture

@@ -16,15 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from mobile_schema.client import DeviceClient
-from server import demo as demo_data
 from server.devices import register_device
 from server.form_store import import_file
 from server.models import User
 from tests.device.app_transport import AppTransport
+from tests.device.conftest import PASSWORDS
 from tests.device.harness import open_device
 from tests.device.submissions import FORMS, Row, form_file, read_submission, submission_file
 
-PASSWORDS = {login.username: login.password for login in demo_data.DEMO_LOGINS}
 CASES = {
     "tutorial.xlsx": [
         f"tutorial/instances/{name}.xml" for name in ("1", "2", "3", "nan_net_worth", "no_age")
@@ -37,13 +36,6 @@ CASES = {
 }
 
 pytestmark = pytest.mark.skipif(not FORMS.exists(), reason="realforms are absent")
-
-
-@pytest.fixture
-def world(database):
-    with database.session() as session:
-        demo_data.load(session)
-    return database
 
 
 @pytest.fixture
