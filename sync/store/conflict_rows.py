@@ -21,6 +21,7 @@ from sync.ops import SET, Op, OpStatus, StoredOp
 from sync.store.sql import (
     APPLIED,
     bulk_insert,
+    by_keys,
     decode_json,
     driver_rows,
     in_ids,
@@ -317,25 +318,11 @@ def _side(stored: StoredOp, user_id: int | None, winner: bool) -> dict[str, Any]
 
 def _open_conflicts(connection: Connection, edits: dict[Slot, list[StoredOp]]) -> list[tuple]:
     """The open conflicts on the batch's fields, read before any new one is added."""
-    records = sorted({rid for rid, _ in edits})
+    records = {rid for rid, _ in edits}
     # By record on the (record_id, field) index: the status is tested here, since an index
     # on it would tempt a planner without statistics to read every open conflict.
     columns = "id, record_id, field, first_position, second_position, status"
-    if is_postgres(connection):
-        rows = driver_rows(
-            connection,
-            f"SELECT c.* FROM unnest(%s::text[]) AS r(record_id) CROSS JOIN LATERAL"  # noqa: S608
-            f" (SELECT {columns} FROM conflicts WHERE conflicts.record_id = r.record_id"
-            " OFFSET 0) c",
-            (pg_array(records, "text"),),
-        )
-    else:
-        rows = driver_rows(
-            connection,
-            f"SELECT {columns} FROM conflicts"  # noqa: S608
-            " WHERE record_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(records),),
-        )
+    rows = by_keys(connection, "conflicts", columns, "record_id", records)
     return [row[:5] for row in rows if row[5] == OPEN and (row[1], row[2]) in edits]
 
 
